@@ -1,0 +1,131 @@
+//! # The bounded pool password hashing runs on
+//!
+//! One argon2id verification with the default parameters holds ~19 MiB and a
+//! core for ~20 ms. Running it on the reactor would stall every session;
+//! running it on tokio's blocking pool unbounded would let a login flood grow
+//! memory without limit. [`HashPool`] admits at most N jobs at a time (N = the
+//! number of cores by default) and runs each on `spawn_blocking`. The permit is
+//! moved into the blocking job, so it is released only when the hashing has
+//! really finished, even if the caller stopped waiting.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::AuthError;
+
+/// A bounded pool for CPU- and memory-heavy hashing work.
+#[derive(Debug, Clone)]
+pub struct HashPool {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl HashPool {
+    /// A pool running at most `size` jobs at once (at least one).
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        HashPool {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// A pool with one slot per available core.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    }
+
+    /// How many jobs may run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// Runs `job` on the blocking pool once a slot is free.
+    pub async fn run<R, F>(&self, job: F) -> Result<R, AuthError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::Unavailable("hash pool closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| AuthError::Unavailable(format!("hash job failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn never_runs_more_than_its_size() {
+        let pool = HashPool::new(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut jobs = Vec::new();
+        for _ in 0..12 {
+            let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
+            jobs.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(15));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            }));
+        }
+        for j in jobs {
+            j.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.available(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_caller_keeps_the_slot_until_the_job_ends() {
+        let pool = HashPool::new(1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let p = pool.clone();
+        let waiter = tokio::spawn(async move { p.run(move || rx.recv().ok()).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(
+            pool.available(),
+            0,
+            "the job still runs, so its slot is still taken"
+        );
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            if pool.available() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("slot not released after the job finished");
+    }
+
+    #[test]
+    fn size_is_at_least_one() {
+        assert_eq!(HashPool::new(0).size(), 1);
+        assert!(HashPool::per_core().size() >= 1);
+    }
+}

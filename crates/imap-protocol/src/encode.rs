@@ -1,0 +1,774 @@
+//! The response encoder (RFC 3501 §9 `response`): the only code that writes
+//! IMAP protocol bytes.
+//!
+//! Strings are written in the cheapest form their bytes allow: an atom where
+//! the grammar accepts an astring and the bytes are ATOM-CHARs, a quoted
+//! string (with `\"` and `\\` escapes) for short 7-bit text without CR, LF or
+//! NUL, and a literal `{n}` otherwise. Free text (after a status or `+`) has
+//! CR, LF and NUL replaced by spaces. So no value a client or a stored
+//! message controls can end a line early and inject a response.
+
+use crate::command::{Flag, Section, SectionText, is_astring_char, is_atom_char};
+use crate::datetime::{MONTHS, civil_from_days};
+use crate::response::*;
+
+/// Longest string written as a quoted string; longer ones become literals.
+const MAX_QUOTED: usize = 1024;
+
+/// Appends the encoding of `response` (with its CRLF) to `out`.
+pub fn encode(response: &Response, out: &mut Vec<u8>) {
+    match response {
+        Response::Status(status) => encode_status(status, out),
+        Response::Data(data) => encode_data(data, out),
+        Response::Continuation(Continuation::Text(text)) => {
+            out.extend_from_slice(b"+ ");
+            text_bytes(text.as_bytes(), out);
+        }
+        Response::Continuation(Continuation::Base64(data)) => {
+            out.extend_from_slice(b"+ ");
+            base64_encode(data, out);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Encodes several responses in order.
+pub fn encode_all(responses: &[Response], out: &mut Vec<u8>) {
+    for response in responses {
+        encode(response, out);
+    }
+}
+
+fn encode_status(status: &Status, out: &mut Vec<u8>) {
+    match &status.tag {
+        Some(tag) => out.extend_from_slice(tag.as_str().as_bytes()),
+        None => out.push(b'*'),
+    }
+    out.extend_from_slice(match status.kind {
+        StatusKind::Ok => b" OK",
+        StatusKind::No => b" NO",
+        StatusKind::Bad => b" BAD",
+        StatusKind::Bye => b" BYE",
+        StatusKind::Preauth => b" PREAUTH",
+    });
+    if let Some(code) = &status.code {
+        out.extend_from_slice(b" [");
+        encode_code(code, out);
+        out.push(b']');
+    }
+    // `resp-text` needs at least one character of text.
+    out.push(b' ');
+    if status.text.is_empty() {
+        out.extend_from_slice(b"Done");
+    } else {
+        text_bytes(status.text.as_bytes(), out);
+    }
+}
+
+/// Free text: anything that could end the line or confuse a parser becomes a space.
+fn text_bytes(text: &[u8], out: &mut Vec<u8>) {
+    out.extend(text.iter().map(|&b| {
+        if matches!(b, b'\r' | b'\n' | 0) {
+            b' '
+        } else {
+            b
+        }
+    }));
+}
+
+fn number(n: impl std::fmt::Display, out: &mut Vec<u8>) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
+}
+
+fn encode_code(code: &Code, out: &mut Vec<u8>) {
+    let word: &[u8] = match code {
+        Code::Alert => b"ALERT",
+        Code::Capability(caps) => {
+            out.extend_from_slice(b"CAPABILITY");
+            for cap in caps {
+                out.push(b' ');
+                capability(cap, out);
+            }
+            return;
+        }
+        Code::Parse => b"PARSE",
+        Code::PermanentFlags(flags) => {
+            out.extend_from_slice(b"PERMANENTFLAGS ");
+            flag_list(flags, out);
+            return;
+        }
+        Code::ReadOnly => b"READ-ONLY",
+        Code::ReadWrite => b"READ-WRITE",
+        Code::TryCreate => b"TRYCREATE",
+        Code::UidNext(n) => {
+            out.extend_from_slice(b"UIDNEXT ");
+            return number(n, out);
+        }
+        Code::UidValidity(n) => {
+            out.extend_from_slice(b"UIDVALIDITY ");
+            return number(n, out);
+        }
+        Code::Unseen(n) => {
+            out.extend_from_slice(b"UNSEEN ");
+            return number(n, out);
+        }
+        Code::AppendUid { uid_validity, uid } => {
+            out.extend_from_slice(b"APPENDUID ");
+            number(uid_validity, out);
+            out.push(b' ');
+            return number(uid, out);
+        }
+        Code::CopyUid {
+            uid_validity,
+            source,
+            destination,
+        } => {
+            out.extend_from_slice(b"COPYUID ");
+            number(uid_validity, out);
+            out.push(b' ');
+            uid_set(source, out);
+            out.push(b' ');
+            return uid_set(destination, out);
+        }
+        Code::TooBig => b"TOOBIG",
+        Code::AuthenticationFailed => b"AUTHENTICATIONFAILED",
+        Code::Unavailable => b"UNAVAILABLE",
+        Code::Nonexistent => b"NONEXISTENT",
+        Code::AlreadyExists => b"ALREADYEXISTS",
+        Code::Cannot => b"CANNOT",
+        Code::Limit => b"LIMIT",
+        Code::ClientBug => b"CLIENTBUG",
+        Code::ServerBug => b"SERVERBUG",
+        Code::OverQuota => b"OVERQUOTA",
+        Code::InUse => b"INUSE",
+        Code::NoPerm => b"NOPERM",
+        Code::Expunged => b"EXPUNGED",
+        Code::Closed => b"CLOSED",
+    };
+    out.extend_from_slice(word);
+}
+
+/// A UID set, ascending runs compressed to ranges (`1:3,7`).
+fn uid_set(uids: &[u32], out: &mut Vec<u8>) {
+    let mut i = 0;
+    let mut first = true;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        number(start, out);
+        if end != start {
+            out.push(b':');
+            number(end, out);
+        }
+        i += 1;
+    }
+}
+
+fn capability(cap: &Capability, out: &mut Vec<u8>) {
+    let word: &str = match cap {
+        Capability::Imap4Rev1 => "IMAP4rev1",
+        Capability::LiteralPlus => "LITERAL+",
+        Capability::SaslIr => "SASL-IR",
+        Capability::Auth(mechanism) => {
+            out.extend_from_slice(b"AUTH=");
+            return atom_or_skip(mechanism.as_bytes(), out);
+        }
+        Capability::Idle => "IDLE",
+        Capability::Namespace => "NAMESPACE",
+        Capability::Unselect => "UNSELECT",
+        Capability::Id => "ID",
+        Capability::Enable => "ENABLE",
+        Capability::Children => "CHILDREN",
+        Capability::UidPlus => "UIDPLUS",
+        Capability::Move => "MOVE",
+        Capability::AppendLimit(n) => {
+            out.extend_from_slice(b"APPENDLIMIT=");
+            return number(n, out);
+        }
+    };
+    out.extend_from_slice(word.as_bytes());
+}
+
+/// Writes an atom, or nothing if the bytes are not a valid atom (a keyword
+/// with a space cannot be represented and is never worth an injection).
+fn atom_or_skip(bytes: &[u8], out: &mut Vec<u8>) {
+    if !bytes.is_empty() && bytes.iter().all(|&b| is_atom_char(b)) {
+        out.extend_from_slice(bytes);
+    }
+}
+
+fn flag_list(flags: &[Flag], out: &mut Vec<u8>) {
+    out.push(b'(');
+    let mut first = true;
+    for flag in flags {
+        let start = out.len();
+        if !first {
+            out.push(b' ');
+        }
+        let before = out.len();
+        match flag {
+            Flag::Seen => out.extend_from_slice(b"\\Seen"),
+            Flag::Answered => out.extend_from_slice(b"\\Answered"),
+            Flag::Flagged => out.extend_from_slice(b"\\Flagged"),
+            Flag::Deleted => out.extend_from_slice(b"\\Deleted"),
+            Flag::Draft => out.extend_from_slice(b"\\Draft"),
+            Flag::Recent => out.extend_from_slice(b"\\Recent"),
+            Flag::AnyKeyword => out.extend_from_slice(b"\\*"),
+            Flag::Extension(name) => {
+                out.push(b'\\');
+                atom_or_skip(name.as_bytes(), out);
+                if out.len() == before + 1 {
+                    out.truncate(before);
+                }
+            }
+            Flag::Keyword(name) => atom_or_skip(name.as_bytes(), out),
+        }
+        if out.len() == before {
+            out.truncate(start);
+        } else {
+            first = false;
+        }
+    }
+    out.push(b')');
+}
+
+/// Whether `bytes` can be a quoted string.
+fn quotable(bytes: &[u8]) -> bool {
+    bytes.len() <= MAX_QUOTED
+        && bytes
+            .iter()
+            .all(|&b| (0x01..=0x7f).contains(&b) && b != b'\r' && b != b'\n')
+}
+
+/// Writes an IMAP `string`: quoted if possible, else a literal.
+pub fn string(bytes: &[u8], out: &mut Vec<u8>) {
+    if quotable(bytes) {
+        out.push(b'"');
+        for &b in bytes {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        literal(bytes, out);
+    }
+}
+
+/// Writes a literal `{n}` CRLF and the bytes.
+pub fn literal(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'{');
+    number(bytes.len(), out);
+    out.extend_from_slice(b"}\r\n");
+    out.extend_from_slice(bytes);
+}
+
+/// Writes an IMAP `astring`: an atom when the bytes allow, else a string.
+pub fn astring(bytes: &[u8], out: &mut Vec<u8>) {
+    if !bytes.is_empty()
+        && bytes.iter().all(|&b| is_astring_char(b))
+        && !bytes.eq_ignore_ascii_case(b"NIL")
+    {
+        out.extend_from_slice(bytes);
+    } else {
+        string(bytes, out);
+    }
+}
+
+/// Writes an IMAP `nstring`: NIL or a string.
+pub fn nstring(bytes: Option<&[u8]>, out: &mut Vec<u8>) {
+    match bytes {
+        Some(b) => string(b, out),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn list_attribute(attr: ListAttribute) -> &'static [u8] {
+    match attr {
+        ListAttribute::Noinferiors => b"\\Noinferiors",
+        ListAttribute::Noselect => b"\\Noselect",
+        ListAttribute::Marked => b"\\Marked",
+        ListAttribute::Unmarked => b"\\Unmarked",
+        ListAttribute::HasChildren => b"\\HasChildren",
+        ListAttribute::HasNoChildren => b"\\HasNoChildren",
+        ListAttribute::Subscribed => b"\\Subscribed",
+        ListAttribute::Drafts => b"\\Drafts",
+        ListAttribute::Sent => b"\\Sent",
+        ListAttribute::Trash => b"\\Trash",
+        ListAttribute::Junk => b"\\Junk",
+        ListAttribute::Archive => b"\\Archive",
+    }
+}
+
+fn list_entry(
+    word: &[u8],
+    attributes: &[ListAttribute],
+    delimiter: Option<u8>,
+    mailbox: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(word);
+    out.extend_from_slice(b" (");
+    for (i, attr) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(list_attribute(*attr));
+    }
+    out.extend_from_slice(b") ");
+    match delimiter {
+        Some(d) => string(&[d], out),
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    astring(mailbox, out);
+}
+
+fn namespaces(list: &[NamespaceDesc], out: &mut Vec<u8>) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for ns in list {
+        out.push(b'(');
+        string(&ns.prefix, out);
+        out.push(b' ');
+        match ns.delimiter {
+            Some(d) => string(&[d], out),
+            None => out.extend_from_slice(b"NIL"),
+        }
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+fn encode_data(data: &Data, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"* ");
+    match data {
+        Data::Capability(caps) => {
+            out.extend_from_slice(b"CAPABILITY");
+            for cap in caps {
+                out.push(b' ');
+                capability(cap, out);
+            }
+        }
+        Data::List {
+            attributes,
+            delimiter,
+            mailbox,
+        } => list_entry(b"LIST", attributes, *delimiter, mailbox, out),
+        Data::Lsub {
+            attributes,
+            delimiter,
+            mailbox,
+        } => list_entry(b"LSUB", attributes, *delimiter, mailbox, out),
+        Data::Status { mailbox, items } => {
+            out.extend_from_slice(b"STATUS ");
+            astring(mailbox, out);
+            out.extend_from_slice(b" (");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                let (name, value): (&[u8], u32) = match *item {
+                    StatusValue::Messages(n) => (b"MESSAGES ", n),
+                    StatusValue::Recent(n) => (b"RECENT ", n),
+                    StatusValue::UidNext(n) => (b"UIDNEXT ", n),
+                    StatusValue::UidValidity(n) => (b"UIDVALIDITY ", n),
+                    StatusValue::Unseen(n) => (b"UNSEEN ", n),
+                };
+                out.extend_from_slice(name);
+                number(value, out);
+            }
+            out.push(b')');
+        }
+        Data::Search(numbers) => {
+            out.extend_from_slice(b"SEARCH");
+            for n in numbers {
+                out.push(b' ');
+                number(n, out);
+            }
+        }
+        Data::Flags(flags) => {
+            out.extend_from_slice(b"FLAGS ");
+            flag_list(flags, out);
+        }
+        Data::Exists(n) => {
+            number(n, out);
+            out.extend_from_slice(b" EXISTS");
+        }
+        Data::Recent(n) => {
+            number(n, out);
+            out.extend_from_slice(b" RECENT");
+        }
+        Data::Expunge(n) => {
+            number(n, out);
+            out.extend_from_slice(b" EXPUNGE");
+        }
+        Data::Fetch { seq, items } => {
+            number(seq, out);
+            out.extend_from_slice(b" FETCH (");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                fetch_item(item, out);
+            }
+            out.push(b')');
+        }
+        Data::Namespace {
+            personal,
+            other,
+            shared,
+        } => {
+            out.extend_from_slice(b"NAMESPACE ");
+            namespaces(personal, out);
+            out.push(b' ');
+            namespaces(other, out);
+            out.push(b' ');
+            namespaces(shared, out);
+        }
+        Data::Id(None) => out.extend_from_slice(b"ID NIL"),
+        Data::Id(Some(fields)) => {
+            out.extend_from_slice(b"ID (");
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(k.as_bytes(), out);
+                out.push(b' ');
+                string(v.as_bytes(), out);
+            }
+            out.push(b')');
+        }
+        Data::Enabled(caps) => {
+            out.extend_from_slice(b"ENABLED");
+            for cap in caps {
+                let mark = out.len();
+                out.push(b' ');
+                atom_or_skip(cap.as_bytes(), out);
+                if out.len() == mark + 1 {
+                    out.truncate(mark);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `section` as in `BODY[section]`.
+fn section(section: &Section, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, part) in section.part.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        number(part, out);
+    }
+    if let Some(text) = &section.text {
+        if !section.part.is_empty() {
+            out.push(b'.');
+        }
+        let fields = |word: &[u8], names: &[Vec<u8>], out: &mut Vec<u8>| {
+            out.extend_from_slice(word);
+            out.extend_from_slice(b" (");
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                astring(name, out);
+            }
+            out.push(b')');
+        };
+        match text {
+            SectionText::Header => out.extend_from_slice(b"HEADER"),
+            SectionText::HeaderFields(names) => fields(b"HEADER.FIELDS", names, out),
+            SectionText::HeaderFieldsNot(names) => fields(b"HEADER.FIELDS.NOT", names, out),
+            SectionText::Text => out.extend_from_slice(b"TEXT"),
+            SectionText::Mime => out.extend_from_slice(b"MIME"),
+        }
+    }
+    out.push(b']');
+}
+
+/// Message data is always a literal (it may hold CR/LF and 8-bit bytes); NIL if absent.
+fn message_data(data: Option<&[u8]>, out: &mut Vec<u8>) {
+    match data {
+        Some(d) => literal(d, out),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn fetch_item(item: &FetchItem, out: &mut Vec<u8>) {
+    match item {
+        FetchItem::Uid(uid) => {
+            out.extend_from_slice(b"UID ");
+            number(uid, out);
+        }
+        FetchItem::Flags(flags) => {
+            out.extend_from_slice(b"FLAGS ");
+            flag_list(flags, out);
+        }
+        FetchItem::InternalDate(secs) => {
+            out.extend_from_slice(b"INTERNALDATE \"");
+            internal_date(*secs, out);
+            out.push(b'"');
+        }
+        FetchItem::Rfc822Size(n) => {
+            out.extend_from_slice(b"RFC822.SIZE ");
+            number(n, out);
+        }
+        FetchItem::BodySection {
+            section: s,
+            origin,
+            data,
+        } => {
+            out.extend_from_slice(b"BODY");
+            section(s, out);
+            if let Some(origin) = origin {
+                out.push(b'<');
+                number(origin, out);
+                out.push(b'>');
+            }
+            out.push(b' ');
+            message_data(data.as_deref(), out);
+        }
+        FetchItem::Rfc822(data) => {
+            out.extend_from_slice(b"RFC822 ");
+            message_data(data.as_deref(), out);
+        }
+        FetchItem::Rfc822Header(data) => {
+            out.extend_from_slice(b"RFC822.HEADER ");
+            message_data(data.as_deref(), out);
+        }
+        FetchItem::Rfc822Text(data) => {
+            out.extend_from_slice(b"RFC822.TEXT ");
+            message_data(data.as_deref(), out);
+        }
+    }
+}
+
+/// `dd-Mon-yyyy hh:mm:ss +0000` (date-day-fixed: space-padded day), in UTC.
+pub fn internal_date(secs: i64, out: &mut Vec<u8>) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let month_name = MONTHS[usize::from(month - 1)];
+    let text = format!(
+        "{day:>2}-{month_name}-{year:04} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for SASL challenges.
+fn base64_encode(data: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tag;
+
+    fn enc(r: &Response) -> String {
+        let mut out = Vec::new();
+        encode(r, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn tag(s: &str) -> Tag {
+        Tag::new(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn string_forms() {
+        let s = |b: &[u8]| {
+            let mut out = Vec::new();
+            astring(b, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(s(b"INBOX"), "INBOX");
+        assert_eq!(s(b"My Folder"), "\"My Folder\"");
+        assert_eq!(s(b"a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(s(b""), "\"\"");
+        assert_eq!(s(b"NIL"), "\"NIL\"");
+        assert_eq!(s(b"50%"), "\"50%\"");
+        assert_eq!(s(b"line\r\nbreak"), "{11}\r\nline\r\nbreak");
+        assert_eq!(s("caf\u{e9}".as_bytes()), "{5}\r\ncaf\u{e9}");
+        assert_eq!(s(b"nul\0"), "{4}\r\nnul\0");
+        let mut long = vec![b'a'; MAX_QUOTED + 1];
+        long[0] = b' ';
+        assert!(s(&long).starts_with("{1025}\r\n"));
+    }
+
+    #[test]
+    fn status_text_cannot_inject_lines() {
+        let r = Status::tagged(tag("a1"), StatusKind::No, None, "evil\r\na2 OK fake\0");
+        assert_eq!(enc(&r), "a1 NO evil  a2 OK fake \r\n");
+        let r = Response::Continuation(Continuation::Text("x\ny".into()));
+        assert_eq!(enc(&r), "+ x y\r\n");
+    }
+
+    #[test]
+    fn status_with_codes() {
+        let r = Status::untagged(StatusKind::Ok, Some(Code::UidValidity(42)), "UIDs valid");
+        assert_eq!(enc(&r), "* OK [UIDVALIDITY 42] UIDs valid\r\n");
+        let r = Status::untagged(
+            StatusKind::Ok,
+            Some(Code::PermanentFlags(vec![
+                Flag::Seen,
+                Flag::Deleted,
+                Flag::AnyKeyword,
+            ])),
+            "Limited",
+        );
+        assert_eq!(
+            enc(&r),
+            "* OK [PERMANENTFLAGS (\\Seen \\Deleted \\*)] Limited\r\n"
+        );
+        let r = Status::tagged(tag("A"), StatusKind::No, Some(Code::TooBig), "");
+        assert_eq!(enc(&r), "A NO [TOOBIG] Done\r\n");
+        let r = Status::tagged(
+            tag("A"),
+            StatusKind::Ok,
+            Some(Code::CopyUid {
+                uid_validity: 7,
+                source: vec![1, 2, 3, 5],
+                destination: vec![10, 11, 12, 13],
+            }),
+            "Copied",
+        );
+        assert_eq!(enc(&r), "A OK [COPYUID 7 1:3,5 10:13] Copied\r\n");
+    }
+
+    #[test]
+    fn capability_line() {
+        let r = Response::Data(Data::Capability(vec![
+            Capability::Imap4Rev1,
+            Capability::LiteralPlus,
+            Capability::Auth("PLAIN"),
+            Capability::AppendLimit(52_428_800),
+        ]));
+        assert_eq!(
+            enc(&r),
+            "* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN APPENDLIMIT=52428800\r\n"
+        );
+    }
+
+    #[test]
+    fn flags_skip_unrepresentable_keywords() {
+        let r = Response::Data(Data::Flags(vec![
+            Flag::Keyword("bad word".into()),
+            Flag::Seen,
+            Flag::Keyword("$Junk".into()),
+            Flag::Keyword("x\r\ny".into()),
+        ]));
+        assert_eq!(enc(&r), "* FLAGS (\\Seen $Junk)\r\n");
+    }
+
+    #[test]
+    fn fetch_with_body_literal() {
+        let r = Response::Data(Data::Fetch {
+            seq: 1,
+            items: vec![
+                FetchItem::Uid(7),
+                FetchItem::Rfc822Size(5),
+                FetchItem::InternalDate(0),
+                FetchItem::BodySection {
+                    section: Section::default(),
+                    origin: None,
+                    data: Some(b"a\r\nb\"".to_vec()),
+                },
+            ],
+        });
+        assert_eq!(
+            enc(&r),
+            "* 1 FETCH (UID 7 RFC822.SIZE 5 INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\" BODY[] {5}\r\na\r\nb\")\r\n"
+        );
+        let r = Response::Data(Data::Fetch {
+            seq: 2,
+            items: vec![FetchItem::BodySection {
+                section: Section {
+                    part: vec![1, 2],
+                    text: Some(SectionText::HeaderFields(vec![b"From".to_vec()])),
+                },
+                origin: Some(10),
+                data: None,
+            }],
+        });
+        assert_eq!(
+            enc(&r),
+            "* 2 FETCH (BODY[1.2.HEADER.FIELDS (From)]<10> NIL)\r\n"
+        );
+    }
+
+    #[test]
+    fn list_and_status() {
+        let r = Response::Data(Data::List {
+            attributes: vec![ListAttribute::HasNoChildren],
+            delimiter: Some(b'.'),
+            mailbox: b"Sent Items".to_vec(),
+        });
+        assert_eq!(enc(&r), "* LIST (\\HasNoChildren) \".\" \"Sent Items\"\r\n");
+        let r = Response::Data(Data::Status {
+            mailbox: b"INBOX".to_vec(),
+            items: vec![StatusValue::Messages(3), StatusValue::UidNext(9)],
+        });
+        assert_eq!(enc(&r), "* STATUS INBOX (MESSAGES 3 UIDNEXT 9)\r\n");
+    }
+
+    #[test]
+    fn internal_dates() {
+        let mut out = Vec::new();
+        internal_date(1_700_000_000, &mut out);
+        assert_eq!(out, b"14-Nov-2023 22:13:20 +0000");
+    }
+
+    #[test]
+    fn base64_challenges() {
+        for (raw, b64) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"Password:", "UGFzc3dvcmQ6"),
+        ] {
+            let mut out = Vec::new();
+            base64_encode(raw, &mut out);
+            assert_eq!(out, b64.as_bytes());
+        }
+        assert_eq!(
+            enc(&Response::Continuation(Continuation::Base64(Vec::new()))),
+            "+ \r\n"
+        );
+    }
+}

@@ -1,0 +1,579 @@
+//! Grammar edge cases of RFC 3501 §9 through the public entry points:
+//! `parse_command` for single commands and `Receiver` for framed input.
+#![allow(clippy::unwrap_used)]
+
+use imap_protocol::*;
+
+fn parse(s: &[u8]) -> Result<Command, ParseError> {
+    parse_command(s)
+}
+
+fn body(s: &str) -> CommandBody {
+    parse(s.as_bytes())
+        .unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+        .body
+}
+
+fn bad(s: &[u8]) -> ParseError {
+    parse(s).expect_err("must not parse")
+}
+
+#[test]
+fn simple_commands_any_case() {
+    assert_eq!(body("a1 noop\r\n"), CommandBody::Noop);
+    assert_eq!(body("a1 CAPABILITY\r\n"), CommandBody::Capability);
+    assert_eq!(body("a1 LoGoUt\r\n"), CommandBody::Logout);
+    assert_eq!(parse(b"A.b-c_1 NOOP\r\n").unwrap().tag.as_str(), "A.b-c_1");
+}
+
+#[test]
+fn tags() {
+    assert_eq!(bad(b"a+b NOOP\r\n").tag, None);
+    assert_eq!(bad(b" NOOP\r\n").tag, None);
+    assert_eq!(bad(b"* NOOP\r\n").tag, None);
+    let e = bad(b"a1 FROB\r\n");
+    assert_eq!(e.tag.unwrap().as_str(), "a1");
+    assert_eq!(e.reason, "Unknown command");
+    let long = format!("{} NOOP\r\n", "t".repeat(65));
+    assert_eq!(bad(long.as_bytes()).tag, None);
+}
+
+#[test]
+fn trailing_garbage_and_missing_crlf() {
+    bad(b"a NOOP x\r\n");
+    bad(b"a NOOP\n");
+    bad(b"a NOOP");
+    bad(b"a NOOP \r\n");
+}
+
+#[test]
+fn login_forms() {
+    let CommandBody::Login { username, password } = body("a LOGIN bob \"p a\\\"s\\\\s\"\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(username, b"bob");
+    assert_eq!(password.expose(), b"p a\"s\\s");
+    let CommandBody::Login { username, password } = body("a LOGIN {3}\r\nb\"b {0+}\r\n\r\n") else {
+        panic!()
+    };
+    assert_eq!(username, b"b\"b");
+    assert_eq!(password.expose(), b"");
+    // Only \" and \\ are escapes.
+    bad(b"a LOGIN \"a\\nb\" c\r\n");
+    // No CR/LF inside a quoted string.
+    bad(b"a LOGIN \"a\rb\" c\r\n");
+    bad(b"a LOGIN bob\r\n");
+    // The password is never shown by Debug.
+    let dbg = format!("{:?}", parse(b"a LOGIN bob hunter2\r\n").unwrap());
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+}
+
+#[test]
+fn nul_is_rejected_everywhere() {
+    assert_eq!(
+        bad(b"a LOGIN \"a\0b\" c\r\n").reason,
+        "NUL octet in command"
+    );
+    assert_eq!(
+        bad(b"a LOGIN {3}\r\na\0b c\r\n").reason,
+        "NUL octet in command"
+    );
+    assert_eq!(
+        bad(b"a CREATE {8}\r\nnul\0name\r\n").reason,
+        "NUL octet in command"
+    );
+    assert_eq!(bad(b"a NOOP\0\r\n").tag.unwrap().as_str(), "a");
+}
+
+#[test]
+fn authenticate_with_and_without_initial_response() {
+    assert_eq!(
+        body("a AUTHENTICATE plain\r\n"),
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial_response: None
+        }
+    );
+    let CommandBody::Authenticate {
+        initial_response, ..
+    } = body("a AUTHENTICATE PLAIN AGJvYgBwdw==\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(initial_response.unwrap().expose(), b"AGJvYgBwdw==");
+    let CommandBody::Authenticate {
+        initial_response, ..
+    } = body("a AUTHENTICATE PLAIN =\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(initial_response.unwrap().expose(), b"=");
+}
+
+#[test]
+fn mailbox_inbox_is_case_insensitive() {
+    assert_eq!(
+        body("a SELECT inbox\r\n"),
+        CommandBody::Select(MailboxArg::Inbox)
+    );
+    assert_eq!(
+        body("a SELECT \"InBoX\"\r\n"),
+        CommandBody::Select(MailboxArg::Inbox)
+    );
+    assert_eq!(
+        body("a EXAMINE {5}\r\niNbOx\r\n"),
+        CommandBody::Examine(MailboxArg::Inbox)
+    );
+    assert_eq!(
+        body("a SELECT INBOX.Sent\r\n"),
+        CommandBody::Select(MailboxArg::Other(b"INBOX.Sent".to_vec()))
+    );
+    assert_eq!(
+        body("a CREATE \"A & B\"\r\n"),
+        CommandBody::Create(MailboxArg::Other(b"A & B".to_vec()))
+    );
+    assert_eq!(
+        body("a SELECT ]x\r\n"),
+        CommandBody::Select(MailboxArg::Other(b"]x".to_vec()))
+    );
+    bad(b"a SELECT a%b\r\n");
+    bad(b"a SELECT \r\n");
+}
+
+#[test]
+fn list_patterns() {
+    assert_eq!(
+        body("a LIST \"\" *\r\n"),
+        CommandBody::List {
+            reference: Vec::new(),
+            pattern: b"*".to_vec()
+        }
+    );
+    assert_eq!(
+        body("a LIST \"\" %.Sub*\r\n"),
+        CommandBody::List {
+            reference: Vec::new(),
+            pattern: b"%.Sub*".to_vec()
+        }
+    );
+    assert_eq!(
+        body("a LSUB ref \"a b\"\r\n"),
+        CommandBody::Lsub {
+            reference: b"ref".to_vec(),
+            pattern: b"a b".to_vec()
+        }
+    );
+}
+
+fn set(s: &str) -> SequenceSet {
+    imap_protocol::parse::parse_sequence_set(s.as_bytes()).unwrap_or_else(|| panic!("{s}"))
+}
+
+#[test]
+fn sequence_sets() {
+    use SeqNumber::*;
+    assert_eq!(
+        set("1"),
+        SequenceSet(vec![SeqRange {
+            from: Value(1),
+            to: Value(1)
+        }])
+    );
+    assert_eq!(
+        set("*"),
+        SequenceSet(vec![SeqRange {
+            from: Largest,
+            to: Largest
+        }])
+    );
+    assert_eq!(
+        set("5:2,7,9:*,*:3"),
+        SequenceSet(vec![
+            SeqRange {
+                from: Value(5),
+                to: Value(2)
+            },
+            SeqRange {
+                from: Value(7),
+                to: Value(7)
+            },
+            SeqRange {
+                from: Value(9),
+                to: Largest
+            },
+            SeqRange {
+                from: Largest,
+                to: Value(3)
+            },
+        ])
+    );
+    assert_eq!(set("4294967295").0[0].from, Value(u32::MAX));
+    for invalid in ["0", "1:0", "4294967296", "1,", ",1", "1::2", "", "a", "1:"] {
+        assert!(
+            imap_protocol::parse::parse_sequence_set(invalid.as_bytes()).is_none(),
+            "{invalid}"
+        );
+    }
+}
+
+#[test]
+fn fetch_attributes_and_macros() {
+    use FetchAttr::*;
+    let f = |s: &str| match body(s) {
+        CommandBody::Fetch { attributes, .. } => attributes,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        f("a FETCH 1 ALL\r\n"),
+        vec![Flags, InternalDate, Rfc822Size, Envelope]
+    );
+    assert_eq!(
+        f("a FETCH 1 fast\r\n"),
+        vec![Flags, InternalDate, Rfc822Size]
+    );
+    assert_eq!(
+        f("a FETCH 1 FULL\r\n"),
+        vec![Flags, InternalDate, Rfc822Size, Envelope, Body]
+    );
+    assert_eq!(f("a FETCH 1 (UID RFC822.SIZE)\r\n"), vec![Uid, Rfc822Size]);
+    assert_eq!(
+        f(
+            "a FETCH 1 (BODY[] BODY.PEEK[HEADER] BODYSTRUCTURE BODY RFC822 RFC822.HEADER RFC822.TEXT)\r\n"
+        ),
+        vec![
+            BodySection {
+                section: Section::default(),
+                partial: None,
+                peek: false
+            },
+            BodySection {
+                section: Section {
+                    part: vec![],
+                    text: Some(SectionText::Header)
+                },
+                partial: None,
+                peek: true
+            },
+            BodyStructure,
+            Body,
+            Rfc822,
+            Rfc822Header,
+            Rfc822Text,
+        ]
+    );
+    assert_eq!(
+        f("a FETCH 1 BODY[]<0.2048>\r\n"),
+        vec![BodySection {
+            section: Section::default(),
+            partial: Some(Partial {
+                origin: 0,
+                length: 2048
+            }),
+            peek: false
+        }]
+    );
+    assert_eq!(
+        f("a FETCH 1 body.peek[1.2.HEADER.FIELDS (From \"To\")]\r\n"),
+        vec![BodySection {
+            section: Section {
+                part: vec![1, 2],
+                text: Some(SectionText::HeaderFields(vec![
+                    b"From".to_vec(),
+                    b"To".to_vec()
+                ]))
+            },
+            partial: None,
+            peek: true
+        }]
+    );
+    assert_eq!(
+        f("a FETCH 1 BODY[HEADER.FIELDS.NOT (X)]\r\n"),
+        vec![BodySection {
+            section: Section {
+                part: vec![],
+                text: Some(SectionText::HeaderFieldsNot(vec![b"X".to_vec()]))
+            },
+            partial: None,
+            peek: false
+        }]
+    );
+    assert_eq!(
+        f("a FETCH 1 BODY[3.MIME]\r\n")[0],
+        BodySection {
+            section: Section {
+                part: vec![3],
+                text: Some(SectionText::Mime)
+            },
+            partial: None,
+            peek: false
+        }
+    );
+    let CommandBody::Fetch { uid, set, .. } = body("a UID FETCH 1:* (FLAGS)\r\n") else {
+        panic!()
+    };
+    assert!(uid);
+    assert_eq!(set.0.len(), 1);
+    for invalid in [
+        "a FETCH 1 BODY[MIME]\r\n",
+        "a FETCH 1 BODY[0]\r\n",
+        "a FETCH 1 BODY[]<0.0>\r\n",
+        "a FETCH 1 ()\r\n",
+        "a FETCH 1 (UID\r\n",
+        "a FETCH 0 UID\r\n",
+        "a FETCH 1 BODY[HEADER.FIELDS ()]\r\n",
+        "a FETCH 1 FOO\r\n",
+    ] {
+        assert_eq!(
+            bad(invalid.as_bytes()).reason,
+            "Invalid FETCH arguments",
+            "{invalid}"
+        );
+    }
+}
+
+#[test]
+fn store_forms() {
+    assert_eq!(
+        body("a STORE 2:4 +FLAGS (\\Deleted $Junk)\r\n"),
+        CommandBody::Store {
+            set: set("2:4"),
+            op: StoreOp::Add,
+            silent: false,
+            flags: vec![Flag::Deleted, Flag::Keyword("$Junk".into())],
+            uid: false
+        }
+    );
+    assert_eq!(
+        body("a UID STORE 1 -FLAGS.SILENT \\Seen \\flagged\r\n"),
+        CommandBody::Store {
+            set: set("1"),
+            op: StoreOp::Remove,
+            silent: true,
+            flags: vec![Flag::Seen, Flag::Flagged],
+            uid: true
+        }
+    );
+    assert_eq!(
+        body("a STORE 1 FLAGS ()\r\n"),
+        CommandBody::Store {
+            set: set("1"),
+            op: StoreOp::Replace,
+            silent: false,
+            flags: vec![],
+            uid: false
+        }
+    );
+    bad(b"a STORE 1 *FLAGS (\\Seen)\r\n");
+}
+
+#[test]
+fn append_forms() {
+    let CommandBody::Append {
+        mailbox,
+        flags,
+        date,
+        message,
+    } = body("a APPEND saved (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5}\r\nhello\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(mailbox, MailboxArg::Other(b"saved".to_vec()));
+    assert_eq!(flags, vec![Flag::Seen]);
+    // 1994-02-07 21:52:25 -0800 = 1994-02-08 05:52:25 UTC.
+    assert_eq!(date, Some(760_686_745));
+    assert_eq!(message, b"hello");
+    assert_eq!(
+        body("a APPEND INBOX {3+}\r\nx\r\n\r\n"),
+        CommandBody::Append {
+            mailbox: MailboxArg::Inbox,
+            flags: vec![],
+            date: None,
+            message: b"x\r\n".to_vec()
+        }
+    );
+    bad(b"a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1}\r\nx\r\n");
+    bad(b"a APPEND INBOX \"hello\"\r\n");
+}
+
+#[test]
+fn search_keys() {
+    use SearchKey::*;
+    let s = |x: &str| match body(x) {
+        CommandBody::Search {
+            criteria, charset, ..
+        } => (charset, criteria),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s("a SEARCH ALL\r\n"), (None, vec![All]));
+    assert_eq!(
+        s("a SEARCH CHARSET UTF-8 UNSEEN FROM \"Bob\" SINCE 1-Feb-1994 NOT (DELETED 2:*)\r\n"),
+        (
+            Some("UTF-8".into()),
+            vec![
+                Unseen,
+                From(b"Bob".to_vec()),
+                Since(Date {
+                    year: 1994,
+                    month: 2,
+                    day: 1
+                }),
+                Not(Box::new(And(vec![Deleted, SequenceSet(set("2:*"))])))
+            ]
+        )
+    );
+    assert_eq!(
+        s("a UID SEARCH OR SEEN UID 1:5 LARGER 100\r\n").1,
+        vec![Or(Box::new(Seen), Box::new(Uid(set("1:5")))), Larger(100)]
+    );
+    assert_eq!(s("a SEARCH 1,3:4\r\n").1, vec![SequenceSet(set("1,3:4"))]);
+    bad(b"a SEARCH\r\n");
+    bad(b"a SEARCH FOO\r\n");
+    bad(b"a SEARCH SINCE 30-Feb-2020\r\n");
+    // Nesting is bounded.
+    let deep = format!("a SEARCH {}ALL{}\r\n", "(".repeat(40), ")".repeat(40));
+    bad(deep.as_bytes());
+    let deep_not = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(1000));
+    bad(deep_not.as_bytes());
+}
+
+#[test]
+fn misc_extension_commands() {
+    assert_eq!(
+        body("a STATUS Sent (MESSAGES UIDNEXT unseen)\r\n"),
+        CommandBody::Status {
+            mailbox: MailboxArg::Other(b"Sent".to_vec()),
+            items: vec![
+                StatusItem::Messages,
+                StatusItem::UidNext,
+                StatusItem::Unseen
+            ]
+        }
+    );
+    assert_eq!(body("a ID NIL\r\n"), CommandBody::Id(None));
+    assert_eq!(
+        body("a ID (\"name\" \"curl\" \"version\" NIL)\r\n"),
+        CommandBody::Id(Some(vec![
+            (b"name".to_vec(), Some(b"curl".to_vec())),
+            (b"version".to_vec(), None)
+        ]))
+    );
+    assert_eq!(
+        body("a ENABLE CONDSTORE UTF8=ACCEPT\r\n"),
+        CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()])
+    );
+    assert_eq!(
+        body("a UID EXPUNGE 3:5\r\n"),
+        CommandBody::UidExpunge(set("3:5"))
+    );
+    assert_eq!(
+        body("a UID MOVE 1 Trash\r\n"),
+        CommandBody::Move {
+            set: set("1"),
+            mailbox: MailboxArg::Other(b"Trash".to_vec()),
+            uid: true
+        }
+    );
+    assert_eq!(
+        body("a RENAME a b\r\n"),
+        CommandBody::Rename {
+            from: MailboxArg::Other(b"a".to_vec()),
+            to: MailboxArg::Other(b"b".to_vec())
+        }
+    );
+    bad(b"a UID FROB 1\r\n");
+    bad(b"a ENABLE\r\n");
+}
+
+/// Runs a script through a `Receiver`, in chunks, collecting events.
+fn events(script: &[u8], chunk: usize, limits: &Limits) -> Vec<Event> {
+    let mut receiver = Receiver::new();
+    let mut out = Vec::new();
+    for piece in script.chunks(chunk) {
+        receiver.enqueue_input(piece);
+        while let Some(event) = receiver.next_event(limits) {
+            if matches!(&event, Event::Command(c) if c.body == CommandBody::Idle) {
+                receiver.expect(Expect::IdleDone);
+            }
+            if matches!(
+                &event,
+                Event::Command(Command {
+                    body: CommandBody::Authenticate {
+                        initial_response: None,
+                        ..
+                    },
+                    ..
+                })
+            ) {
+                receiver.expect(Expect::AuthenticateResponse);
+            }
+            out.push(event);
+        }
+    }
+    out
+}
+
+#[test]
+fn chunked_input_gives_identical_events() {
+    let limits = Limits {
+        line: 8192,
+        command: 8192,
+        append: 1 << 20,
+        literals: 10,
+    };
+    let script: &[u8] = b"a1 CAPABILITY\r\n\
+a2 AUTHENTICATE PLAIN\r\nAGJvYgBwdw==\r\n\
+a3 LOGIN {3}\r\nbob {2+}\r\npw\r\n\
+a4 SELECT \"INBOX\"\r\n\
+a5 UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (From)]<0.100>)\r\n\
+a6 IDLE\r\nDONE\r\n\
+a7 APPEND INBOX (\\Seen) {14}\r\nhello\r\nworld\r\n\r\n\
+a8 NOOP\0\r\n\
+a9 BOGUS\r\n\
+b1 LOGIN {99999}\r\n\
+b2 LOGOUT\r\n";
+    let reference = events(script, script.len(), &limits);
+    assert_eq!(reference.len(), 15, "{reference:#?}");
+    let mut chunk = 1;
+    while chunk <= 512 {
+        assert_eq!(
+            events(script, chunk, &limits),
+            reference,
+            "chunk size {chunk}"
+        );
+        chunk *= 2;
+    }
+    assert!(matches!(&reference[1], Event::Command(_)));
+    assert!(
+        matches!(&reference[2], Event::AuthenticateResponse(s) if s.expose() == b"AGJvYgBwdw==")
+    );
+    assert!(matches!(&reference[8], Event::IdleDone(Ok(()))));
+    assert!(matches!(&reference[11], Event::Malformed(e) if e.reason == "NUL octet in command"));
+    assert!(matches!(
+        &reference[13],
+        Event::Refused {
+            reason: Refusal::LiteralTooLarge,
+            fatal: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn pre_login_line_limit() {
+    let limits = Limits {
+        line: 8192,
+        command: 8192,
+        append: 0,
+        literals: 10,
+    };
+    let mut line = b"a LOGIN ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 8200));
+    line.extend(b" pw\r\nb NOOP\r\n");
+    let ev = events(&line, 1000, &limits);
+    assert_eq!(ev.len(), 2);
+    assert!(
+        matches!(&ev[0], Event::Refused { tag: Some(t), reason: Refusal::LineTooLong, .. } if t.as_str() == "a")
+    );
+    assert!(matches!(&ev[1], Event::Command(c) if c.body == CommandBody::Noop));
+}

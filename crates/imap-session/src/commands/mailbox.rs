@@ -1,0 +1,402 @@
+//! Mailbox-level commands: SELECT/EXAMINE (RFC 3501 §6.3.1–2), CREATE
+//! (§6.3.3), LIST/LSUB (§6.3.8–9, CHILDREN RFC 3348), STATUS (§6.3.10),
+//! APPEND (§6.3.11, APPENDUID RFC 4315), CLOSE (§6.4.2), UNSELECT (RFC 3691).
+
+use account_auth::Authenticator;
+use imap_protocol::{
+    Code, Data, Flag, ListAttribute, MailboxArg, Response, Status, StatusItem, StatusKind,
+    StatusValue,
+};
+use mail_store::{AccountStore, HIERARCHY_SEPARATOR, MailStore, Mailbox, SpecialUse, Uid};
+
+use crate::convert::{flags_in, folder_name, store_error, wire_name};
+use crate::selected::SelectedView;
+use crate::state::{State, Transition};
+use crate::{Done, ImapSession, emit};
+
+/// The flags every folder supports.
+fn system_flags() -> Vec<Flag> {
+    vec![
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Seen,
+        Flag::Draft,
+    ]
+}
+
+/// Longest LIST pattern matched (the matcher is O(pattern × name)).
+const MAX_PATTERN: usize = 1024;
+
+impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
+    pub(crate) async fn select(
+        &mut self,
+        arg: &MailboxArg,
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Done {
+        // Selecting always leaves the previous mailbox first (§6.3.1), even on failure.
+        self.transition(Transition::Deselect);
+        let name = match folder_name(arg) {
+            Ok(name) => name,
+            Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        let Some(login) = self.state.login() else {
+            return Done::bad("Log in first");
+        };
+        let mailbox = match login.store.open_folder(&name, read_only).await {
+            Ok(mailbox) => mailbox,
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                return Done::no(code, text);
+            }
+        };
+        let status = mailbox.status();
+        let view = SelectedView::new(mailbox, read_only);
+        emit(&Response::Data(Data::Flags(system_flags())), out);
+        emit(&Response::Data(Data::Exists(view.exists())), out);
+        emit(&Response::Data(Data::Recent(status.recent)), out);
+        let first_unseen = view
+            .mailbox
+            .messages()
+            .iter()
+            .position(|m| !m.flags.contains(&mail_store::Flag::Seen))
+            .map(|i| i as u32 + 1);
+        if let Some(seq) = first_unseen {
+            emit(
+                &Status::untagged(StatusKind::Ok, Some(Code::Unseen(seq)), "First unseen"),
+                out,
+            );
+        }
+        emit(
+            &Status::untagged(
+                StatusKind::Ok,
+                Some(Code::UidValidity(status.uid_validity.0)),
+                "UIDs valid",
+            ),
+            out,
+        );
+        emit(
+            &Status::untagged(
+                StatusKind::Ok,
+                Some(Code::UidNext(status.uid_next.0)),
+                "Predicted next UID",
+            ),
+            out,
+        );
+        let permanent = if read_only {
+            Vec::new()
+        } else {
+            let mut flags = system_flags();
+            flags.push(Flag::AnyKeyword);
+            flags
+        };
+        emit(
+            &Status::untagged(
+                StatusKind::Ok,
+                Some(Code::PermanentFlags(permanent)),
+                "Limited",
+            ),
+            out,
+        );
+        self.transition(Transition::Select(view));
+        if read_only {
+            Done {
+                kind: StatusKind::Ok,
+                code: Some(Code::ReadOnly),
+                text: "EXAMINE completed",
+            }
+        } else {
+            Done {
+                kind: StatusKind::Ok,
+                code: Some(Code::ReadWrite),
+                text: "SELECT completed",
+            }
+        }
+    }
+
+    pub(crate) async fn create(&mut self, arg: &MailboxArg) -> Done {
+        // A trailing separator only says the client wants to create children (§6.3.3).
+        let arg = match arg {
+            MailboxArg::Other(raw) if raw.last() == Some(&(HIERARCHY_SEPARATOR as u8)) => {
+                let trimmed = &raw[..raw.len() - 1];
+                if trimmed.eq_ignore_ascii_case(b"INBOX") {
+                    MailboxArg::Inbox
+                } else {
+                    MailboxArg::Other(trimmed.to_vec())
+                }
+            }
+            other => other.clone(),
+        };
+        let name = match folder_name(&arg) {
+            Ok(name) => name,
+            Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        if name.is_inbox() {
+            return Done::no(Some(Code::AlreadyExists), "INBOX always exists");
+        }
+        let Some(login) = self.state.login() else {
+            return Done::bad("Log in first");
+        };
+        match login.store.create_folder(&name).await {
+            Ok(()) => Done::ok("CREATE completed"),
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                Done::no(code, text)
+            }
+        }
+    }
+
+    pub(crate) async fn list(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        lsub: bool,
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let Some(login) = self.state.login() else {
+            return Done::bad("Log in first");
+        };
+        let delimiter = Some(HIERARCHY_SEPARATOR as u8);
+        if pattern.is_empty() && !lsub {
+            // §6.3.8: an empty pattern asks for the delimiter and the root.
+            let data = Data::List {
+                attributes: vec![ListAttribute::Noselect],
+                delimiter,
+                mailbox: Vec::new(),
+            };
+            emit(&Response::Data(data), out);
+            return Done::ok("LIST completed");
+        }
+        let mut full = reference.to_vec();
+        full.extend_from_slice(pattern);
+        if full.len() > MAX_PATTERN {
+            return Done::bad("Pattern too long");
+        }
+        let folders = match login.store.list_folders().await {
+            Ok(folders) => folders,
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                return Done::no(code, text);
+            }
+        };
+        for folder in folders {
+            if lsub && !folder.subscribed {
+                continue;
+            }
+            let wire = wire_name(&folder.name);
+            if !list_match(&full, &wire, folder.name.is_inbox()) {
+                continue;
+            }
+            let mut attributes = vec![if folder.has_children {
+                ListAttribute::HasChildren
+            } else {
+                ListAttribute::HasNoChildren
+            }];
+            if let Some(special) = folder.special_use {
+                attributes.push(match special {
+                    SpecialUse::Drafts => ListAttribute::Drafts,
+                    SpecialUse::Sent => ListAttribute::Sent,
+                    SpecialUse::Trash => ListAttribute::Trash,
+                    SpecialUse::Junk => ListAttribute::Junk,
+                    SpecialUse::Archive => ListAttribute::Archive,
+                });
+            }
+            let data = if lsub {
+                Data::Lsub {
+                    attributes,
+                    delimiter,
+                    mailbox: wire,
+                }
+            } else {
+                Data::List {
+                    attributes,
+                    delimiter,
+                    mailbox: wire,
+                }
+            };
+            emit(&Response::Data(data), out);
+        }
+        Done::ok(if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        })
+    }
+
+    pub(crate) async fn status(
+        &mut self,
+        arg: &MailboxArg,
+        items: &[StatusItem],
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let name = match folder_name(arg) {
+            Ok(name) => name,
+            Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        let Some(login) = self.state.login() else {
+            return Done::bad("Log in first");
+        };
+        // Read-only, so STATUS never claims \Recent.
+        let status = match login.store.open_folder(&name, true).await {
+            Ok(mailbox) => mailbox.status(),
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                return Done::no(code, text);
+            }
+        };
+        let values = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => StatusValue::Messages(status.messages),
+                StatusItem::Recent => StatusValue::Recent(status.recent),
+                StatusItem::UidNext => StatusValue::UidNext(status.uid_next.0),
+                StatusItem::UidValidity => StatusValue::UidValidity(status.uid_validity.0),
+                StatusItem::Unseen => StatusValue::Unseen(status.unseen),
+            })
+            .collect();
+        emit(
+            &Response::Data(Data::Status {
+                mailbox: wire_name(&name),
+                items: values,
+            }),
+            out,
+        );
+        Done::ok("STATUS completed")
+    }
+
+    pub(crate) async fn append(
+        &mut self,
+        arg: &MailboxArg,
+        flags: &[Flag],
+        date: Option<i64>,
+        message: &[u8],
+    ) -> Done {
+        let name = match folder_name(arg) {
+            Ok(name) => name,
+            Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        let flags = match flags_in(flags) {
+            Ok(flags) => flags,
+            Err(text) => return Done::bad(text),
+        };
+        if message.is_empty() {
+            return Done::no(None, "Empty message");
+        }
+        let Some(login) = self.state.login() else {
+            return Done::bad("Log in first");
+        };
+        match login.store.append(&name, message, &flags, date).await {
+            Ok(outcome) => Done {
+                kind: StatusKind::Ok,
+                code: Some(Code::AppendUid {
+                    uid_validity: outcome.uid_validity.0,
+                    uid: outcome.uid.0,
+                }),
+                text: "APPEND completed",
+            },
+            Err(err) if err.kind == mail_store::StoreErrorKind::NotFound => {
+                Done::no(Some(Code::TryCreate), "No such mailbox")
+            }
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                Done::no(code, text)
+            }
+        }
+    }
+
+    /// CLOSE (`expunge`: true) silently expunges `\Deleted` messages of a
+    /// read-write mailbox; UNSELECT does not.
+    pub(crate) async fn close(&mut self, expunge: bool) -> Done {
+        if expunge
+            && let State::Selected { view, .. } = &mut self.state
+            && !view.read_only
+        {
+            let deleted: Vec<Uid> = view
+                .mailbox
+                .messages()
+                .iter()
+                .filter(|m| m.flags.contains(&mail_store::Flag::Deleted))
+                .map(|m| m.uid)
+                .collect();
+            if !deleted.is_empty()
+                && let Err(err) = view.mailbox.expunge(&deleted).await
+            {
+                tracing::warn!(session = self.conn.session_id, error = %err, "expunge on CLOSE failed");
+            }
+        }
+        self.transition(Transition::Deselect);
+        Done::ok(if expunge {
+            "CLOSE completed"
+        } else {
+            "UNSELECT completed"
+        })
+    }
+}
+
+/// Matches a LIST pattern (`*` anything, `%` anything but the delimiter)
+/// against a wire name; a leading `INBOX` matches case-insensitively.
+pub(crate) fn list_match(pattern: &[u8], name: &[u8], is_inbox: bool) -> bool {
+    let fold = |b: u8, i: usize| {
+        if is_inbox && i < 5 {
+            b.to_ascii_uppercase()
+        } else {
+            b
+        }
+    };
+    let pattern: Vec<u8> = pattern
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| fold(b, i))
+        .collect();
+    // Dynamic programming over (pattern position, name position): O(p × n), no backtracking.
+    let n = name.len();
+    let mut row = vec![false; n + 1];
+    row[0] = true;
+    for &p in &pattern {
+        let mut next = vec![false; n + 1];
+        match p {
+            b'*' | b'%' => {
+                // next[j]: some k <= j has row[k] and name[k..j] may be eaten by the wildcard.
+                let mut reach = false;
+                for j in 0..=n {
+                    reach |= row[j];
+                    next[j] = reach;
+                    if j < n && p == b'%' && name[j] == HIERARCHY_SEPARATOR as u8 {
+                        reach = false;
+                    }
+                }
+            }
+            c => {
+                for j in 1..=n {
+                    next[j] = row[j - 1] && name[j - 1] == c;
+                }
+            }
+        }
+        row = next;
+    }
+    row[n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_match;
+
+    #[test]
+    fn wildcards() {
+        assert!(list_match(b"*", b"INBOX", true));
+        assert!(list_match(b"*", b"a.b.c", false));
+        assert!(list_match(b"%", b"Sent", false));
+        assert!(!list_match(b"%", b"a.b", false));
+        assert!(list_match(b"a.%", b"a.b", false));
+        assert!(!list_match(b"a.%", b"a.b.c", false));
+        assert!(list_match(b"a.*", b"a.b.c", false));
+        assert!(list_match(b"inbox", b"INBOX", true));
+        assert!(!list_match(b"inbox", b"Inboxes", false));
+        assert!(list_match(b"%x", b"abx", false));
+        assert!(!list_match(b"%x", b"a.bx", false));
+        assert!(list_match(b"*x*y", b"axbyzy", false));
+        assert!(!list_match(b"Sent", b"Sent.Old", false));
+        assert!(list_match(b"", b"", false));
+    }
+}

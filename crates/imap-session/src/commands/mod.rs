@@ -1,0 +1,10 @@
+//! Command handlers, one file per group (RFC 3501 §6): each is an `impl`
+//! block on the session, building typed responses and returning the tagged
+//! completion as a [`crate::Done`].
+
+mod auth;
+mod fetch;
+mod mailbox;
+mod misc;
+mod search;
+mod store;

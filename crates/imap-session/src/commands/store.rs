@@ -1,0 +1,215 @@
+//! Commands that change messages: STORE (RFC 3501 §6.4.6), EXPUNGE
+//! (§6.4.3), UID EXPUNGE (RFC 4315), COPY (§6.4.7, COPYUID RFC 4315) and
+//! MOVE (RFC 6851).
+//!
+//! The storage contract has no server-side copy yet, so COPY reads each
+//! message and appends it to the target (keeping flags and internal date);
+//! a failure part-way leaves the copies made so far (the tagged NO says so).
+
+use account_auth::Authenticator;
+use imap_protocol::{
+    Code, Data, FetchItem, Flag, MailboxArg, Response, SequenceSet, Status, StatusKind, StoreOp,
+};
+use mail_store::{AccountStore, FlagOp, MailStore, Mailbox, StoreErrorKind, Uid};
+
+use crate::convert::{flags_in, flags_out, folder_name, store_error};
+use crate::state::State;
+use crate::{Done, ImapSession, emit};
+
+impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
+    pub(crate) async fn store(
+        &mut self,
+        set: &SequenceSet,
+        op: StoreOp,
+        silent: bool,
+        flags: &[Flag],
+        by_uid: bool,
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let State::Selected { view, .. } = &mut self.state else {
+            return Done::bad("Select a mailbox first");
+        };
+        if view.read_only {
+            return Done::no(Some(Code::Cannot), "Mailbox is read-only");
+        }
+        let flags = match flags_in(flags) {
+            Ok(flags) => flags,
+            Err(text) => return Done::bad(text),
+        };
+        let Ok(targets) = view.resolve(set, by_uid) else {
+            return Done::bad("Invalid message sequence number");
+        };
+        let uids: Vec<Uid> = targets.iter().map(|(_, uid)| *uid).collect();
+        let op = match op {
+            StoreOp::Replace => FlagOp::Replace,
+            StoreOp::Add => FlagOp::Add,
+            StoreOp::Remove => FlagOp::Remove,
+        };
+        let changed = match view.mailbox.store_flags(&uids, op, &flags).await {
+            Ok(changed) => changed,
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                return Done::no(code, text);
+            }
+        };
+        if !silent {
+            for (uid, new_flags) in &changed {
+                let Some(seq) = view.seq_of(*uid) else {
+                    continue;
+                };
+                let recent = view.meta(*uid).is_some_and(|m| m.recent);
+                let mut items = vec![FetchItem::Flags(flags_out(new_flags, recent))];
+                if by_uid {
+                    items.insert(0, FetchItem::Uid(uid.0));
+                }
+                emit(&Response::Data(Data::Fetch { seq, items }), out);
+            }
+        }
+        if changed.len() < uids.len() {
+            Done::no(Some(Code::Expunged), "Some messages were expunged")
+        } else {
+            Done::ok("STORE completed")
+        }
+    }
+
+    /// EXPUNGE, or UID EXPUNGE limited to `set`.
+    pub(crate) async fn expunge(&mut self, set: Option<&SequenceSet>, out: &mut Vec<u8>) -> Done {
+        let State::Selected { view, .. } = &mut self.state else {
+            return Done::bad("Select a mailbox first");
+        };
+        if view.read_only {
+            return Done::no(Some(Code::Cannot), "Mailbox is read-only");
+        }
+        let allowed = match set {
+            Some(set) => match view.resolve(set, true) {
+                Ok(targets) => Some(targets.into_iter().map(|(_, uid)| uid).collect::<Vec<_>>()),
+                Err(_) => return Done::bad("Invalid UID set"),
+            },
+            None => None,
+        };
+        let deleted: Vec<Uid> = view
+            .uids
+            .iter()
+            .copied()
+            .filter(|uid| {
+                view.meta(*uid)
+                    .is_some_and(|m| m.flags.contains(&mail_store::Flag::Deleted))
+            })
+            .filter(|uid| {
+                allowed
+                    .as_ref()
+                    .is_none_or(|a| a.binary_search(uid).is_ok())
+            })
+            .collect();
+        if deleted.is_empty() {
+            return Done::ok("EXPUNGE completed");
+        }
+        match view.mailbox.expunge(&deleted).await {
+            Ok(removed) => {
+                for uid in removed {
+                    if let Some(seq) = view.remove(uid) {
+                        emit(&Response::Data(Data::Expunge(seq)), out);
+                    }
+                }
+                Done::ok("EXPUNGE completed")
+            }
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                Done::no(code, text)
+            }
+        }
+    }
+
+    /// COPY, or MOVE when `move_` (copy, then expunge the originals).
+    pub(crate) async fn copy(
+        &mut self,
+        set: &SequenceSet,
+        target: &MailboxArg,
+        by_uid: bool,
+        move_: bool,
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let State::Selected { view, login } = &mut self.state else {
+            return Done::bad("Select a mailbox first");
+        };
+        if move_ && view.read_only {
+            return Done::no(Some(Code::Cannot), "Mailbox is read-only");
+        }
+        let target = match folder_name(target) {
+            Ok(name) => name,
+            Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        let Ok(targets) = view.resolve(set, by_uid) else {
+            return Done::bad("Invalid message sequence number");
+        };
+        let mut source = Vec::new();
+        let mut destination = Vec::new();
+        let mut uid_validity = 0;
+        for (_, uid) in &targets {
+            let Some(meta) = view.meta(*uid) else {
+                continue;
+            };
+            let (flags, date) = (meta.flags.clone(), meta.internal_date);
+            let bytes = match view.mailbox.read_message(*uid).await {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind == StoreErrorKind::Expunged => continue,
+                Err(err) => {
+                    let (code, text) = store_error(&err);
+                    return Done::no(code, text);
+                }
+            };
+            match login
+                .store
+                .append(&target, &bytes, &flags, Some(date))
+                .await
+            {
+                Ok(outcome) => {
+                    uid_validity = outcome.uid_validity.0;
+                    source.push(uid.0);
+                    destination.push(outcome.uid.0);
+                }
+                Err(err) if err.kind == StoreErrorKind::NotFound => {
+                    return Done::no(Some(Code::TryCreate), "No such mailbox");
+                }
+                Err(err) => {
+                    let (code, text) = store_error(&err);
+                    return Done::no(code, text);
+                }
+            }
+        }
+        let copyuid = (!source.is_empty()).then(|| Code::CopyUid {
+            uid_validity,
+            source: source.clone(),
+            destination,
+        });
+        if !move_ {
+            return Done {
+                kind: StatusKind::Ok,
+                code: copyuid,
+                text: "COPY completed",
+            };
+        }
+        // RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+        if copyuid.is_some() {
+            emit(
+                &Status::untagged(StatusKind::Ok, copyuid, "Moved UIDs"),
+                out,
+            );
+        }
+        let moved: Vec<Uid> = source.into_iter().map(Uid).collect();
+        match view.mailbox.expunge(&moved).await {
+            Ok(removed) => {
+                for uid in removed {
+                    if let Some(seq) = view.remove(uid) {
+                        emit(&Response::Data(Data::Expunge(seq)), out);
+                    }
+                }
+                Done::ok("MOVE completed")
+            }
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                Done::no(code, text)
+            }
+        }
+    }
+}

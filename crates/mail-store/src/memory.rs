@@ -1,0 +1,550 @@
+//! An in-memory backend of the storage contract (feature `memory`), for the
+//! session crates' tests and for fuzzing.
+//!
+//! All accounts live in one `Arc<Mutex<..>>`, so every clone of a
+//! [`MemoryStore`] — and every account and mailbox opened from it — sees the
+//! same mail: two sessions on one account see each other's changes through
+//! [`Mailbox::sync`], as they would on disk.
+//!
+//! The rules it keeps are the ones the Maildir backend keeps (RFC 3501
+//! §2.3.1.1, §2.3.2):
+//! - UIDs ascend strictly per folder and are never reused, not even after an
+//!   expunge; they stay at or below [`Uid::MAX`].
+//! - Every folder gets a distinct UIDVALIDITY.
+//! - `\Recent` belongs to the first read-write session that sees a message;
+//!   a read-only (EXAMINE) session sees unclaimed messages as recent without
+//!   claiming them.
+//! - An expunge happens under one lock: all of it or none of it is visible.
+//!
+//! Test helpers: [`MemoryStore::deliver`] seeds a message as an MTA would,
+//! [`MemoryStore::deliver_with_uidl`] also records a POP3 UIDL carried over
+//! from a previous server, and [`MemoryStore::set_subscribed`] sets a
+//! subscription.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{
+    AccountLocation, AccountStore, AppendOutcome, FlagOp, Flags, FolderInfo, FolderName,
+    HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxChange, MailboxStatus, MessageMeta, StoreError,
+    StoreErrorKind, StoreResult, Uid, UidValidity,
+};
+
+/// The first UIDVALIDITY handed out; later folders count up from here, so
+/// every folder of the store has a distinct one.
+const FIRST_UID_VALIDITY: u32 = 1_000_000;
+
+/// A mail store kept in memory. Cloning it shares the mail.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    shared: Arc<Mutex<StoreState>>,
+}
+
+/// Everything the store holds.
+#[derive(Debug, Default)]
+struct StoreState {
+    /// Accounts by login.
+    accounts: HashMap<String, AccountState>,
+    /// How many folders were ever created (source of distinct UIDVALIDITYs).
+    folders_created: u32,
+    /// Source of session ids, so `\Recent` can name its owner.
+    sessions_opened: u64,
+}
+
+#[derive(Debug, Default)]
+struct AccountState {
+    folders: BTreeMap<FolderName, FolderState>,
+}
+
+#[derive(Debug)]
+struct FolderState {
+    uid_validity: UidValidity,
+    /// The UID the next message gets; never goes down.
+    uid_next: u32,
+    messages: BTreeMap<Uid, StoredMessage>,
+    subscribed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct StoredMessage {
+    bytes: Arc<Vec<u8>>,
+    flags: Flags,
+    internal_date: i64,
+    /// The session that sees this message as `\Recent`, once one has.
+    recent_owner: Option<u64>,
+    pop3_uidl: Option<String>,
+}
+
+impl StoreState {
+    fn new_folder(&mut self) -> FolderState {
+        self.folders_created = self.folders_created.wrapping_add(1);
+        FolderState {
+            uid_validity: UidValidity(FIRST_UID_VALIDITY.wrapping_add(self.folders_created)),
+            uid_next: 1,
+            messages: BTreeMap::new(),
+            subscribed: false,
+        }
+    }
+
+    /// The account, created with an INBOX on first use.
+    fn account_mut(&mut self, login: &str) -> &mut AccountState {
+        if !self.accounts.contains_key(login) {
+            let mut inbox = self.new_folder();
+            inbox.subscribed = true;
+            let mut account = AccountState::default();
+            account.folders.insert(FolderName::inbox(), inbox);
+            self.accounts.insert(login.to_string(), account);
+        }
+        self.accounts.entry(login.to_string()).or_default()
+    }
+
+    /// Creates `name` and any missing parents; errors if `name` exists.
+    fn create_folder(&mut self, login: &str, name: &FolderName) -> StoreResult<()> {
+        if self.account_mut(login).folders.contains_key(name) {
+            return Err(StoreError::new(
+                StoreErrorKind::AlreadyExists,
+                format!("folder {name} already exists"),
+            ));
+        }
+        let mut path = String::new();
+        for level in name.levels() {
+            if !path.is_empty() {
+                path.push(HIERARCHY_SEPARATOR);
+            }
+            path.push_str(level);
+            let folder = FolderName::new(&path)?;
+            if !self.account_mut(login).folders.contains_key(&folder) {
+                let state = self.new_folder();
+                self.account_mut(login).folders.insert(folder, state);
+            }
+        }
+        Ok(())
+    }
+
+    fn folder_mut(&mut self, login: &str, name: &FolderName) -> StoreResult<&mut FolderState> {
+        self.account_mut(login)
+            .folders
+            .get_mut(name)
+            .ok_or_else(|| no_folder(name))
+    }
+}
+
+fn no_folder(name: &FolderName) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::NotFound,
+        format!("folder {name} does not exist"),
+    )
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl FolderState {
+    /// Stores a message under the next UID.
+    fn add(
+        &mut self,
+        bytes: &[u8],
+        flags: &Flags,
+        internal_date: i64,
+        pop3_uidl: Option<String>,
+    ) -> StoreResult<AppendOutcome> {
+        if self.uid_next > Uid::MAX.0 {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                "UID space of the folder is exhausted",
+            ));
+        }
+        let uid = Uid(self.uid_next);
+        self.uid_next += 1;
+        self.messages.insert(
+            uid,
+            StoredMessage {
+                bytes: Arc::new(bytes.to_vec()),
+                flags: flags.clone(),
+                internal_date,
+                recent_owner: None,
+                pop3_uidl,
+            },
+        );
+        Ok(AppendOutcome {
+            uid_validity: self.uid_validity,
+            uid,
+        })
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StoreState> {
+        lock(&self.shared)
+    }
+
+    /// Seeds one message into `folder` of `login`, as an MTA delivery would:
+    /// the account and the folder are created if missing, the message gets
+    /// the folder's next UID and is `\Recent` for the first session that
+    /// sees it. The internal date is now.
+    pub fn deliver(
+        &self,
+        login: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: Flags,
+    ) -> StoreResult<AppendOutcome> {
+        self.deliver_inner(login, folder, bytes, flags, None)
+    }
+
+    /// Like [`MemoryStore::deliver`], also recording the POP3 UIDL a previous
+    /// server showed for the message (reported in [`MessageMeta::pop3_uidl`]).
+    pub fn deliver_with_uidl(
+        &self,
+        login: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: Flags,
+        pop3_uidl: &str,
+    ) -> StoreResult<AppendOutcome> {
+        self.deliver_inner(login, folder, bytes, flags, Some(pop3_uidl.to_string()))
+    }
+
+    fn deliver_inner(
+        &self,
+        login: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: Flags,
+        pop3_uidl: Option<String>,
+    ) -> StoreResult<AppendOutcome> {
+        let name = FolderName::new(folder)?;
+        let mut state = self.lock();
+        if !state.account_mut(login).folders.contains_key(&name) {
+            state.create_folder(login, &name)?;
+        }
+        state
+            .folder_mut(login, &name)?
+            .add(bytes, &flags, now_secs(), pop3_uidl)
+    }
+
+    /// Subscribes or unsubscribes `folder` of `login` (the folder must exist).
+    pub fn set_subscribed(&self, login: &str, folder: &str, subscribed: bool) -> StoreResult<()> {
+        let name = FolderName::new(folder)?;
+        self.lock().folder_mut(login, &name)?.subscribed = subscribed;
+        Ok(())
+    }
+
+    /// How many messages `folder` of `login` holds right now (0 if it does
+    /// not exist); for assertions in tests.
+    pub fn message_count(&self, login: &str, folder: &str) -> usize {
+        let Ok(name) = FolderName::new(folder) else {
+            return 0;
+        };
+        self.lock()
+            .accounts
+            .get(login)
+            .and_then(|a| a.folders.get(&name))
+            .map_or(0, |f| f.messages.len())
+    }
+}
+
+/// Locks the shared state; a poisoned lock (a test panicked while holding
+/// it) still holds consistent data because every change is made whole.
+fn lock(shared: &Mutex<StoreState>) -> MutexGuard<'_, StoreState> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MailStore for MemoryStore {
+    type Account = MemoryAccount;
+
+    fn open_account(
+        &self,
+        account: &AccountLocation,
+    ) -> impl Future<Output = StoreResult<MemoryAccount>> + Send {
+        let shared = Arc::clone(&self.shared);
+        let login = account.login.clone();
+        async move {
+            lock(&shared).account_mut(&login);
+            Ok(MemoryAccount { shared, login })
+        }
+    }
+}
+
+/// One account of a [`MemoryStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryAccount {
+    shared: Arc<Mutex<StoreState>>,
+    login: String,
+}
+
+impl AccountStore for MemoryAccount {
+    type Mailbox = MemoryMailbox;
+
+    async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
+        let mut state = lock(&self.shared);
+        let folders = &state.account_mut(&self.login).folders;
+        let mut list: Vec<FolderInfo> = folders
+            .iter()
+            .map(|(name, folder)| {
+                let prefix = format!("{}{HIERARCHY_SEPARATOR}", name.as_str());
+                FolderInfo {
+                    name: name.clone(),
+                    subscribed: folder.subscribed,
+                    special_use: None,
+                    has_children: folders.keys().any(|k| k.as_str().starts_with(&prefix)),
+                }
+            })
+            .collect();
+        // INBOX first, the rest in name order (the map is sorted already).
+        list.sort_by_key(|f| !f.name.is_inbox());
+        Ok(list)
+    }
+
+    async fn create_folder(&self, name: &FolderName) -> StoreResult<()> {
+        lock(&self.shared).create_folder(&self.login, name)
+    }
+
+    async fn open_folder(&self, name: &FolderName, read_only: bool) -> StoreResult<MemoryMailbox> {
+        let session = {
+            let mut state = lock(&self.shared);
+            state.folder_mut(&self.login, name)?;
+            state.sessions_opened += 1;
+            state.sessions_opened
+        };
+        let mut mailbox = MemoryMailbox {
+            shared: Arc::clone(&self.shared),
+            login: self.login.clone(),
+            name: name.clone(),
+            read_only,
+            session,
+            uid_validity: UidValidity(0),
+            uid_next: Uid(1),
+            snapshot: Vec::new(),
+        };
+        mailbox.refresh()?;
+        Ok(mailbox)
+    }
+
+    async fn append(
+        &self,
+        name: &FolderName,
+        message: &[u8],
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> StoreResult<AppendOutcome> {
+        let date = internal_date.unwrap_or_else(now_secs);
+        let mut state = lock(&self.shared);
+        state
+            .folder_mut(&self.login, name)?
+            .add(message, flags, date, None)
+    }
+}
+
+/// One folder of a [`MemoryAccount`], opened by one session.
+#[derive(Debug)]
+pub struct MemoryMailbox {
+    shared: Arc<Mutex<StoreState>>,
+    login: String,
+    name: FolderName,
+    read_only: bool,
+    /// This session's id, the owner of the messages it claims as `\Recent`.
+    session: u64,
+    uid_validity: UidValidity,
+    /// UIDNEXT as of the last sync.
+    uid_next: Uid,
+    /// Messages as of the last sync, ascending by UID.
+    snapshot: Vec<MessageMeta>,
+}
+
+impl MemoryMailbox {
+    fn not_writable(&self) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::NotPossible,
+            format!("folder {} is open read-only", self.name),
+        )
+    }
+
+    /// Takes a new snapshot of the folder, claiming `\Recent` for unclaimed
+    /// messages when read-write, and returns the differences to the old one.
+    fn refresh(&mut self) -> StoreResult<Vec<MailboxChange>> {
+        let mut state = lock(&self.shared);
+        let folder = state.folder_mut(&self.login, &self.name)?;
+        let mut fresh = Vec::with_capacity(folder.messages.len());
+        for (uid, message) in &mut folder.messages {
+            if message.recent_owner.is_none() && !self.read_only {
+                message.recent_owner = Some(self.session);
+            }
+            let recent = match message.recent_owner {
+                Some(owner) => owner == self.session,
+                None => true,
+            };
+            fresh.push(MessageMeta {
+                uid: *uid,
+                flags: message.flags.clone(),
+                size: message.bytes.len() as u64,
+                internal_date: message.internal_date,
+                recent,
+                pop3_uidl: message.pop3_uidl.clone(),
+            });
+        }
+        self.uid_validity = folder.uid_validity;
+        self.uid_next = Uid(folder.uid_next);
+        drop(state);
+
+        let changes = diff(&self.snapshot, &fresh);
+        self.snapshot = fresh;
+        Ok(changes)
+    }
+
+    fn position(&self, uid: Uid) -> Option<usize> {
+        self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+}
+
+/// What changed between two snapshots, both ascending by UID: expunges
+/// first, then flag changes, then additions (the order IMAP reports them in).
+fn diff(old: &[MessageMeta], new: &[MessageMeta]) -> Vec<MailboxChange> {
+    let mut expunged = Vec::new();
+    let mut flags = Vec::new();
+    let mut added = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.uid == b.uid => {
+                if a.flags != b.flags {
+                    flags.push(MailboxChange::FlagsChanged(b.uid, b.flags.clone()));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.uid < b.uid => {
+                expunged.push(MailboxChange::Expunged(a.uid));
+                i += 1;
+            }
+            (Some(a), None) => {
+                expunged.push(MailboxChange::Expunged(a.uid));
+                i += 1;
+            }
+            (_, Some(b)) => {
+                added.push(MailboxChange::Added(b.uid));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    expunged.extend(flags);
+    expunged.extend(added);
+    expunged
+}
+
+/// Applies a STORE operation to a flag set.
+pub(crate) fn apply_flag_op(current: &Flags, op: FlagOp, flags: &Flags) -> Flags {
+    match op {
+        FlagOp::Replace => flags.clone(),
+        FlagOp::Add => current.union(flags).cloned().collect(),
+        FlagOp::Remove => current.difference(flags).cloned().collect(),
+    }
+}
+
+impl Mailbox for MemoryMailbox {
+    fn status(&self) -> MailboxStatus {
+        let count = |f: &dyn Fn(&MessageMeta) -> bool| {
+            u32::try_from(self.snapshot.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+        };
+        MailboxStatus {
+            uid_validity: self.uid_validity,
+            uid_next: self.uid_next,
+            messages: count(&|_| true),
+            unseen: count(&|m| !m.flags.contains(&crate::Flag::Seen)),
+            recent: count(&|m| m.recent),
+        }
+    }
+
+    fn messages(&self) -> &[MessageMeta] {
+        &self.snapshot
+    }
+
+    async fn sync(&mut self) -> StoreResult<Vec<MailboxChange>> {
+        self.refresh()
+    }
+
+    async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
+        let mut state = lock(&self.shared);
+        let folder = state.folder_mut(&self.login, &self.name)?;
+        match folder.messages.get(&uid) {
+            Some(message) => Ok(message.bytes.as_ref().clone()),
+            None if uid.0 < folder.uid_next => Err(StoreError::new(
+                StoreErrorKind::Expunged,
+                format!("UID {uid} in {} was expunged", self.name),
+            )),
+            None => Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("no UID {uid} in {}", self.name),
+            )),
+        }
+    }
+
+    async fn store_flags(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+    ) -> StoreResult<Vec<(Uid, Flags)>> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        let mut changed = Vec::with_capacity(uids.len());
+        {
+            let mut state = lock(&self.shared);
+            let folder = state.folder_mut(&self.login, &self.name)?;
+            for uid in uids {
+                if let Some(message) = folder.messages.get_mut(uid) {
+                    message.flags = apply_flag_op(&message.flags, op, flags);
+                    changed.push((*uid, message.flags.clone()));
+                }
+            }
+        }
+        // Our own change is not news to us at the next sync.
+        for (uid, new_flags) in &changed {
+            if let Some(i) = self.position(*uid) {
+                self.snapshot[i].flags = new_flags.clone();
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn expunge(&mut self, uids: &[Uid]) -> StoreResult<Vec<Uid>> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        let mut removed = Vec::with_capacity(uids.len());
+        {
+            let mut state = lock(&self.shared);
+            let folder = state.folder_mut(&self.login, &self.name)?;
+            for uid in uids {
+                if folder.messages.remove(uid).is_some() {
+                    removed.push(*uid);
+                }
+            }
+        }
+        removed.sort_unstable();
+        removed.dedup();
+        // Only what we removed leaves our snapshot; a message another
+        // session expunged first is reported by the next sync.
+        self.snapshot
+            .retain(|m| removed.binary_search(&m.uid).is_err());
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,289 @@
+//! Unit tests of the in-memory backend: UID rules, `\Recent` ownership,
+//! change detection between sessions, flags, expunge.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use super::*;
+use crate::Flag;
+
+/// The memory store's futures never wait, so one poll finishes them.
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("memory store future did not complete"),
+    }
+}
+
+fn flags(list: &[Flag]) -> Flags {
+    list.iter().cloned().collect()
+}
+
+fn alice() -> AccountLocation {
+    AccountLocation {
+        login: "alice@example.org".into(),
+        location: None,
+    }
+}
+
+const ALICE: &str = "alice@example.org";
+
+#[test]
+fn open_account_creates_inbox_subscribed() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    let folders = run(account.list_folders()).unwrap();
+    assert_eq!(folders.len(), 1);
+    assert!(folders[0].name.is_inbox());
+    assert!(folders[0].subscribed);
+    assert!(!folders[0].has_children);
+}
+
+#[test]
+fn deliver_assigns_ascending_uids_and_open_sees_them() {
+    let store = MemoryStore::new();
+    let a = store.deliver(ALICE, "INBOX", b"one", Flags::new()).unwrap();
+    let b = store
+        .deliver(ALICE, "INBOX", b"two", flags(&[Flag::Seen]))
+        .unwrap();
+    assert_eq!(a.uid, Uid(1));
+    assert_eq!(b.uid, Uid(2));
+    assert_eq!(a.uid_validity, b.uid_validity);
+    let account = run(store.open_account(&alice())).unwrap();
+    let mailbox = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let uids: Vec<Uid> = mailbox.messages().iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![Uid(1), Uid(2)]);
+    assert_eq!(mailbox.messages()[0].size, 3);
+    let status = mailbox.status();
+    assert_eq!(status.messages, 2);
+    assert_eq!(status.unseen, 1);
+    assert_eq!(status.recent, 2);
+    assert_eq!(status.uid_next, Uid(3));
+    assert_eq!(run(mailbox.read_message(Uid(2))).unwrap(), b"two");
+}
+
+#[test]
+fn uids_are_never_reused_after_expunge() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"1", Flags::new()).unwrap();
+    store.deliver(ALICE, "INBOX", b"2", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut mailbox = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert_eq!(run(mailbox.expunge(&[Uid(2)])).unwrap(), vec![Uid(2)]);
+    let next = run(account.append(&FolderName::inbox(), b"3", &Flags::new(), Some(7))).unwrap();
+    assert_eq!(next.uid, Uid(3));
+    let changes = run(mailbox.sync()).unwrap();
+    assert_eq!(changes, vec![MailboxChange::Added(Uid(3))]);
+    assert_eq!(mailbox.messages()[1].internal_date, 7);
+    let err = run(mailbox.read_message(Uid(2))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Expunged);
+    let err = run(mailbox.read_message(Uid(9))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+}
+
+#[test]
+fn folders_have_distinct_uid_validity() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    let sent = FolderName::new("Sent").unwrap();
+    run(account.create_folder(&sent)).unwrap();
+    let inbox = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    let sent = run(account.open_folder(&sent, true)).unwrap();
+    assert_ne!(inbox.status().uid_validity, sent.status().uid_validity);
+}
+
+#[test]
+fn recent_belongs_to_the_first_read_write_session() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"m", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    // EXAMINE sees it recent but does not claim it.
+    let examine = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    assert!(examine.messages()[0].recent);
+    let first = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert!(first.messages()[0].recent);
+    let second = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert!(!second.messages()[0].recent);
+    assert_eq!(second.status().recent, 0);
+    assert_eq!(first.status().recent, 1);
+}
+
+#[test]
+fn two_sessions_see_each_others_changes_through_sync() {
+    let store = MemoryStore::new();
+    for body in [b"a", b"b", b"c"] {
+        store.deliver(ALICE, "INBOX", body, Flags::new()).unwrap();
+    }
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut one = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let mut two = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+
+    let seen = flags(&[Flag::Seen]);
+    let result = run(one.store_flags(&[Uid(1), Uid(42)], FlagOp::Add, &seen)).unwrap();
+    assert_eq!(result, vec![(Uid(1), seen.clone())]);
+    assert_eq!(run(one.expunge(&[Uid(2)])).unwrap(), vec![Uid(2)]);
+    store.deliver(ALICE, "INBOX", b"d", Flags::new()).unwrap();
+
+    // The session that made the changes hears only of the delivery.
+    assert_eq!(run(one.sync()).unwrap(), vec![MailboxChange::Added(Uid(4))]);
+    // The other hears all three, expunges first.
+    assert_eq!(
+        run(two.sync()).unwrap(),
+        vec![
+            MailboxChange::Expunged(Uid(2)),
+            MailboxChange::FlagsChanged(Uid(1), seen.clone()),
+            MailboxChange::Added(Uid(4)),
+        ]
+    );
+    assert_eq!(run(two.sync()).unwrap(), vec![]);
+    let uids: Vec<Uid> = two.messages().iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![Uid(1), Uid(3), Uid(4)]);
+    let view = |mb: &MemoryMailbox| -> Vec<(Uid, Flags)> {
+        mb.messages()
+            .iter()
+            .map(|m| (m.uid, m.flags.clone()))
+            .collect()
+    };
+    assert_eq!(view(&one), view(&two));
+}
+
+#[test]
+fn expunge_by_another_session_first_is_left_to_sync() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"a", Flags::new()).unwrap();
+    store.deliver(ALICE, "INBOX", b"b", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut one = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let mut two = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert_eq!(run(two.expunge(&[Uid(1)])).unwrap(), vec![Uid(1)]);
+    // One asks for 1 and 2: only 2 is its own doing; 1 stays until sync.
+    assert_eq!(run(one.expunge(&[Uid(1), Uid(2)])).unwrap(), vec![Uid(2)]);
+    assert_eq!(one.messages().len(), 1);
+    assert_eq!(
+        run(one.sync()).unwrap(),
+        vec![MailboxChange::Expunged(Uid(1))]
+    );
+    assert!(one.messages().is_empty());
+    assert_eq!(store.message_count(ALICE, "INBOX"), 0);
+}
+
+#[test]
+fn flag_operations_replace_add_remove() {
+    let store = MemoryStore::new();
+    store
+        .deliver(ALICE, "INBOX", b"a", flags(&[Flag::Seen, Flag::Draft]))
+        .unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut mb = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let kw = Flag::Keyword("$Forwarded".into());
+    let r = run(mb.store_flags(&[Uid(1)], FlagOp::Add, &flags(std::slice::from_ref(&kw)))).unwrap();
+    assert_eq!(r[0].1, flags(&[Flag::Seen, Flag::Draft, kw.clone()]));
+    let r = run(mb.store_flags(&[Uid(1)], FlagOp::Remove, &flags(&[Flag::Draft]))).unwrap();
+    assert_eq!(r[0].1, flags(&[Flag::Seen, kw]));
+    let r = run(mb.store_flags(&[Uid(1)], FlagOp::Replace, &flags(&[Flag::Flagged]))).unwrap();
+    assert_eq!(r[0].1, flags(&[Flag::Flagged]));
+    assert_eq!(mb.messages()[0].flags, flags(&[Flag::Flagged]));
+}
+
+#[test]
+fn read_only_mailbox_refuses_changes() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"a", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut mb = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    let err = run(mb.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Seen]))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    let err = run(mb.expunge(&[Uid(1)])).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+}
+
+#[test]
+fn create_folder_makes_parents_and_refuses_duplicates() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    run(account.create_folder(&FolderName::new("Work.Projects.2025").unwrap())).unwrap();
+    let err = run(account.create_folder(&FolderName::new("Work").unwrap())).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+    let err = run(account.create_folder(&FolderName::new("inbox").unwrap())).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+    let names: Vec<(String, bool)> = run(account.list_folders())
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name.to_string(), f.has_children))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("INBOX".to_string(), false),
+            ("Work".to_string(), true),
+            ("Work.Projects".to_string(), true),
+            ("Work.Projects.2025".to_string(), false),
+        ]
+    );
+}
+
+#[test]
+fn missing_folder_is_not_found() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    let nope = FolderName::new("Nope").unwrap();
+    let err = run(account.open_folder(&nope, false)).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+    let err = run(account.append(&nope, b"x", &Flags::new(), None)).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+}
+
+#[test]
+fn deliver_creates_folder_and_records_uidl() {
+    let store = MemoryStore::new();
+    store
+        .deliver_with_uidl(ALICE, "Archive", b"x", Flags::new(), "000001a24b3c")
+        .unwrap();
+    store.set_subscribed(ALICE, "Archive", true).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let folders = run(account.list_folders()).unwrap();
+    assert!(
+        folders
+            .iter()
+            .any(|f| f.name.as_str() == "Archive" && f.subscribed)
+    );
+    let mb = run(account.open_folder(&FolderName::new("Archive").unwrap(), true)).unwrap();
+    assert_eq!(mb.messages()[0].pop3_uidl.as_deref(), Some("000001a24b3c"));
+}
+
+#[test]
+fn accounts_are_separate() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"a", Flags::new()).unwrap();
+    let bob = AccountLocation {
+        login: "bob@example.org".into(),
+        location: None,
+    };
+    let account = run(store.open_account(&bob)).unwrap();
+    let mb = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert!(mb.messages().is_empty());
+}
+
+#[test]
+fn uid_space_exhaustion_is_refused() {
+    let store = MemoryStore::new();
+    store.deliver(ALICE, "INBOX", b"a", Flags::new()).unwrap();
+    {
+        let mut state = store.lock();
+        state
+            .folder_mut(ALICE, &FolderName::inbox())
+            .unwrap()
+            .uid_next = Uid::MAX.0;
+    }
+    let last = store.deliver(ALICE, "INBOX", b"b", Flags::new()).unwrap();
+    assert_eq!(last.uid, Uid::MAX);
+    let err = store
+        .deliver(ALICE, "INBOX", b"c", Flags::new())
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+}

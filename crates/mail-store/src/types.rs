@@ -1,0 +1,271 @@
+//! Domain types shared by every backend and session: UIDs, flags, folder
+//! names (validated here, in one place, before any backend builds a path),
+//! message metadata and change events.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::{StoreError, StoreErrorKind};
+
+/// A message UID (RFC 3501 §2.3.1.1): strictly ascending per folder, never
+/// reused, and kept below 2^31 because many clients treat it as signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uid(pub u32);
+
+impl Uid {
+    /// The largest UID Coffre hands out (clients store UIDs as signed 32-bit).
+    pub const MAX: Uid = Uid(i32::MAX as u32);
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A folder's UIDVALIDITY: when it changes, clients drop their cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UidValidity(pub u32);
+
+impl fmt::Display for UidValidity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A system flag or a keyword (RFC 3501 §2.3.2). `\Recent` is session state,
+/// not stored, so it is not here.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// `\Seen`, Maildir letter `S`.
+    Seen,
+    /// `\Answered`, Maildir letter `R` (replied).
+    Answered,
+    /// `\Flagged`, Maildir letter `F`.
+    Flagged,
+    /// `\Deleted`, Maildir letter `T` (trashed).
+    Deleted,
+    /// `\Draft`, Maildir letter `D`.
+    Draft,
+    /// A keyword such as `$Forwarded` or `$Junk`, stored as given.
+    Keyword(String),
+}
+
+impl Flag {
+    /// The IMAP spelling (`\Seen`, or the keyword itself).
+    pub fn as_imap(&self) -> &str {
+        match self {
+            Flag::Seen => "\\Seen",
+            Flag::Answered => "\\Answered",
+            Flag::Flagged => "\\Flagged",
+            Flag::Deleted => "\\Deleted",
+            Flag::Draft => "\\Draft",
+            Flag::Keyword(k) => k,
+        }
+    }
+
+    /// Parses the IMAP spelling; system flags are case-insensitive.
+    /// Returns `None` for `\Recent` and unknown backslash flags.
+    pub fn from_imap(s: &str) -> Option<Flag> {
+        if let Some(rest) = s.strip_prefix('\\') {
+            return match rest.to_ascii_lowercase().as_str() {
+                "seen" => Some(Flag::Seen),
+                "answered" => Some(Flag::Answered),
+                "flagged" => Some(Flag::Flagged),
+                "deleted" => Some(Flag::Deleted),
+                "draft" => Some(Flag::Draft),
+                _ => None,
+            };
+        }
+        Some(Flag::Keyword(s.to_string()))
+    }
+}
+
+/// A set of flags, ordered for stable output.
+pub type Flags = BTreeSet<Flag>;
+
+/// How STORE combines flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// `FLAGS`: replace.
+    Replace,
+    /// `+FLAGS`: add.
+    Add,
+    /// `-FLAGS`: remove.
+    Remove,
+}
+
+/// The hierarchy separator clients see. Maildir++ stores `Work.Projects` as
+/// the directory `.Work.Projects`, so the separator is `.` on the wire too
+/// (the same as Dovecot's and Courier's default for this layout, which keeps
+/// migrated folder names unchanged).
+pub const HIERARCHY_SEPARATOR: char = '.';
+
+/// Longest folder name accepted, in bytes of UTF-8 (Dovecot caps at 255 per
+/// component; this caps the whole path).
+pub const MAX_FOLDER_NAME_LEN: usize = 512;
+
+/// A validated folder name, in UTF-8, as the user sees it (`INBOX`,
+/// `Sent`, `Work.Projects`). The one function that validates names before a
+/// backend builds a path is [`FolderName::new`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FolderName(String);
+
+impl FolderName {
+    /// The INBOX.
+    pub fn inbox() -> Self {
+        FolderName("INBOX".to_string())
+    }
+
+    /// Validates a folder name (already decoded from modified UTF-7).
+    ///
+    /// Rejected, because each has been used to escape a mail root or confuse a
+    /// client: empty names and components, NUL and control characters, `/`
+    /// and `\`, `..` and `.`-only components, a leading `~`, names over
+    /// [`MAX_FOLDER_NAME_LEN`]. `inbox` in any case means INBOX (RFC 3501
+    /// §5.1), also as the first component.
+    pub fn new(name: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| {
+            Err(StoreError::new(
+                StoreErrorKind::InvalidName,
+                format!("folder name {name:?}: {why}"),
+            ))
+        };
+        if name.is_empty() {
+            return bad("empty");
+        }
+        if name.len() > MAX_FOLDER_NAME_LEN {
+            return bad("too long");
+        }
+        if name.chars().any(|c| c.is_control()) {
+            return bad("control character");
+        }
+        if name.contains('/') || name.contains('\\') {
+            return bad("contains a path separator");
+        }
+        if name.starts_with('~') {
+            return bad("starts with ~");
+        }
+        let mut parts = name.split(HIERARCHY_SEPARATOR);
+        let first = parts.next().unwrap_or_default();
+        let mut normalized = if first.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            first.to_string()
+        };
+        for part in name.split(HIERARCHY_SEPARATOR) {
+            if part.is_empty() {
+                return bad("empty hierarchy level");
+            }
+            if part.trim().is_empty() {
+                return bad("blank hierarchy level");
+            }
+        }
+        for part in parts {
+            normalized.push(HIERARCHY_SEPARATOR);
+            normalized.push_str(part);
+        }
+        Ok(FolderName(normalized))
+    }
+
+    /// The name as the user sees it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the INBOX.
+    pub fn is_inbox(&self) -> bool {
+        self.0 == "INBOX"
+    }
+
+    /// The hierarchy levels (`Work.Projects` → `["Work", "Projects"]`).
+    pub fn levels(&self) -> impl Iterator<Item = &str> {
+        self.0.split(HIERARCHY_SEPARATOR)
+    }
+}
+
+impl fmt::Display for FolderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// RFC 6154 special-use attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    /// `\Drafts`
+    Drafts,
+    /// `\Sent`
+    Sent,
+    /// `\Trash`
+    Trash,
+    /// `\Junk`
+    Junk,
+    /// `\Archive`
+    Archive,
+}
+
+/// A folder as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderInfo {
+    /// Its name.
+    pub name: FolderName,
+    /// Whether the user subscribed to it.
+    pub subscribed: bool,
+    /// Its special use, if any.
+    pub special_use: Option<SpecialUse>,
+    /// Whether it has child folders.
+    pub has_children: bool,
+}
+
+/// A folder's identity and counters (SELECT, STATUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    /// UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// The UID the next message will get.
+    pub uid_next: Uid,
+    /// Number of messages.
+    pub messages: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Messages this session sees as `\Recent`.
+    pub recent: u32,
+}
+
+/// What a session needs to know of one message without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Its UID.
+    pub uid: Uid,
+    /// Its stored flags.
+    pub flags: Flags,
+    /// Size in octets, as stored (RFC822.SIZE).
+    pub size: u64,
+    /// Internal date, seconds since the Unix epoch (UTC).
+    pub internal_date: i64,
+    /// Whether this session is the one that sees it as `\Recent`.
+    pub recent: bool,
+    /// A POP3 UIDL carried over from a previous server, if one was recorded.
+    pub pop3_uidl: Option<String>,
+}
+
+/// A change picked up by [`crate::Mailbox::sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxChange {
+    /// A new message arrived (delivery, another session's APPEND/COPY).
+    Added(Uid),
+    /// A message was expunged.
+    Expunged(Uid),
+    /// A message's flags changed.
+    FlagsChanged(Uid, Flags),
+}
+
+/// What APPEND produced (for UIDPLUS `[APPENDUID]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The folder's UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// The new message's UID.
+    pub uid: Uid,
+}

@@ -1,0 +1,522 @@
+//! One folder on disk: the inter-process lock, synchronising the directory
+//! with the UID list, and the changes (flags, expunge, append) made under the
+//! lock. Everything here is blocking; `lib.rs` runs it on tokio's blocking
+//! pool.
+//!
+//! Sync (after Dovecot's `maildir-sync.c`): under the folder lock, files in
+//! `new/` move to `cur/` as `<base>:2,` (keeping their base name and mtime);
+//! `cur/` is scanned; records of vanished files are dropped (the directory is
+//! scanned twice before a record is dropped, because a concurrent rename can
+//! hide a file from one `readdir`); files without a record get the next UIDs
+//! in arrival order (mtime, then name); the list is written back atomically
+//! only if it changed. UIDs therefore only ever grow and never move to
+//! another message.
+//!
+//! The lock is `coffre-uidlist.lock` in the folder directory, held with
+//! `flock` (`File::lock`), so it works between processes. UIDVALIDITY of a new
+//! list comes from the account's `dovecot-uidvalidity` file (Dovecot's
+//! counter: hex, the last value given out), so every folder gets a distinct
+//! one, never below the current time. `\Recent` ownership is the first UID
+//! not yet claimed by a read-write session, kept in `coffre-recent`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read as _, Seek as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use mail_store::{FlagOp, Flags, StoreError, StoreErrorKind, StoreResult, Uid, UidValidity};
+
+use crate::delivery::{self, TmpMessage};
+use crate::flags::{self, KEYWORDS_FILE, Keywords};
+use crate::layout::{read_optional, write_atomic};
+use crate::uidlist::{self, UidEntry, UidList};
+
+/// The lock file inside each folder directory.
+pub const LOCK_FILE: &str = "coffre-uidlist.lock";
+/// The first UID no read-write session has seen as `\Recent` yet.
+pub const RECENT_FILE: &str = "coffre-recent";
+/// The account's UIDVALIDITY counter (Dovecot's file name and format).
+pub const UIDVALIDITY_FILE: &str = "dovecot-uidvalidity";
+
+/// An exclusive lock on a folder, released when dropped (the file is closed).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: fs::File,
+}
+
+/// Takes the folder's lock, waiting up to `timeout` (then a `Temporary` error).
+pub fn lock_folder(dir: &Path, timeout: Duration) -> StoreResult<FolderLock> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(format_args!("opening {}", path.display()), &e))?;
+    lock_file(&file, &path, timeout)?;
+    Ok(FolderLock { _file: file })
+}
+
+fn lock_file(file: &fs::File, path: &Path, timeout: Duration) -> StoreResult<()> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(StoreError::io(
+                    format_args!("locking {}", path.display()),
+                    &e,
+                ));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::new(
+                StoreErrorKind::Temporary,
+                format!("timed out after {timeout:?} waiting for {}", path.display()),
+            ));
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Hands out the next UIDVALIDITY of the account: the current time, or one
+/// more than the last one given out if that is not below it.
+pub fn next_uid_validity(root: &Path, timeout: Duration) -> StoreResult<UidValidity> {
+    let path = root.join(UIDVALIDITY_FILE);
+    let io_err = |e: io::Error| StoreError::io(format_args!("updating {}", path.display()), &e);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err)?;
+    lock_file(&file, &path, timeout)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io_err)?;
+    let last = u32::from_str_radix(text.trim(), 16).unwrap_or(0);
+    let now = u32::try_from(delivery::epoch_secs(SystemTime::now())).unwrap_or(u32::MAX);
+    let next = now.max(last.wrapping_add(1)).max(1);
+    file.set_len(0).map_err(io_err)?;
+    file.rewind().map_err(io_err)?;
+    file.write_all(format!("{next:08x}").as_bytes())
+        .map_err(io_err)?;
+    file.sync_all().map_err(io_err)?;
+    Ok(UidValidity(next))
+}
+
+/// A file found in `cur/`.
+#[derive(Debug, Clone)]
+struct CurFile {
+    filename: String,
+    mtime: i64,
+    len: u64,
+}
+
+/// `cur/` by base name. Dot files, non-files and non-UTF-8 names are skipped.
+fn scan_cur(cur: &Path) -> StoreResult<HashMap<String, CurFile>> {
+    let mut found = HashMap::new();
+    let entries = fs::read_dir(cur)
+        .map_err(|e| StoreError::io(format_args!("scanning {}", cur.display()), &e))?;
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| StoreError::io(format_args!("scanning {}", cur.display()), &e))?;
+        let Ok(filename) = entry.file_name().into_string() else {
+            tracing::warn!(dir = %cur.display(), "skipping a file whose name is not UTF-8");
+            continue;
+        };
+        if filename.starts_with('.') {
+            continue;
+        }
+        // A file renamed or removed since readdir is simply not there.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let base = uidlist::base_name(&filename).to_string();
+        let mtime = meta.modified().map(delivery::epoch_secs).unwrap_or(0);
+        if let Some(other) = found.get(&base) {
+            let CurFile {
+                filename: other, ..
+            } = other;
+            tracing::warn!(%base, %other, %filename, "two files share one base name; ignoring one");
+            continue;
+        }
+        found.insert(
+            base,
+            CurFile {
+                filename,
+                mtime,
+                len: meta.len(),
+            },
+        );
+    }
+    Ok(found)
+}
+
+/// The current file name of the message with this base name, if any.
+pub fn find_by_base(dir: &Path, base: &str) -> StoreResult<Option<String>> {
+    Ok(scan_cur(&dir.join("cur"))?.remove(base).map(|f| f.filename))
+}
+
+/// Moves every file of `new/` to `cur/<name>:2,`; returns how many moved.
+fn move_new_to_cur(dir: &Path) -> StoreResult<usize> {
+    let new = dir.join("new");
+    let cur = dir.join("cur");
+    let entries = match fs::read_dir(&new) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(StoreError::io(
+                format_args!("scanning {}", new.display()),
+                &e,
+            ));
+        }
+    };
+    let mut moved = 0;
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let target = if name.contains(':') {
+            name.clone()
+        } else {
+            format!("{name}{}", flags::INFO_PREFIX)
+        };
+        match fs::rename(new.join(&name), cur.join(&target)) {
+            Ok(()) => moved += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(format_args!("moving new/{name}"), &e)),
+        }
+    }
+    Ok(moved)
+}
+
+/// One message as a sync found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedMessage {
+    /// Its UID.
+    pub uid: Uid,
+    /// Its current name in `cur/`.
+    pub filename: String,
+    /// Flags from the name.
+    pub flags: Flags,
+    /// `,S=` from the name, else the file size.
+    pub size: u64,
+    /// The file's mtime.
+    pub internal_date: i64,
+    /// A POP3 UIDL recorded in the UID list.
+    pub pop3_uidl: Option<String>,
+}
+
+/// The folder as one sync found it.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    /// UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// UIDNEXT.
+    pub uid_next: u32,
+    /// Messages, ascending by UID.
+    pub messages: Vec<SyncedMessage>,
+    /// The first UID still `\Recent` before this sync (a read-write sync
+    /// claims `first_recent..uid_next` for its session).
+    pub first_recent: u32,
+}
+
+/// Reads the UID list, creating a new one (with a fresh UIDVALIDITY) if the
+/// folder has none. Returns the list and whether it is new.
+fn load_uidlist(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<(UidList, bool)> {
+    match read_optional(&dir.join(uidlist::FILE_NAME))? {
+        Some(text) => {
+            let mut list = UidList::parse(&text)?;
+            if list.guid.is_empty() {
+                list.guid = new_guid();
+            }
+            Ok((list, false))
+        }
+        None => Ok((
+            UidList::new(next_uid_validity(root, timeout)?, new_guid()),
+            true,
+        )),
+    }
+}
+
+fn new_guid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the keyword table (empty if the folder has none).
+pub fn load_keywords(dir: &Path) -> StoreResult<Keywords> {
+    Ok(read_optional(&dir.join(KEYWORDS_FILE))?
+        .map(|t| Keywords::parse(&t))
+        .unwrap_or_default())
+}
+
+/// Synchronises the folder with its UID list. The caller holds the lock.
+pub fn sync_locked(
+    dir: &Path,
+    root: &Path,
+    claim_recent: bool,
+    timeout: Duration,
+) -> StoreResult<Synced> {
+    let (mut list, created) = load_uidlist(dir, root, timeout)?;
+    let mut changed = created;
+    let next_before_sync = list.next_uid;
+    move_new_to_cur(dir)?;
+    let cur = dir.join("cur");
+    let mut files = scan_cur(&cur)?;
+    if list.entries.iter().any(|e| !files.contains_key(e.base())) {
+        // A rename by another program may have hidden a file from readdir.
+        for (base, file) in scan_cur(&cur)? {
+            files.entry(base).or_insert(file);
+        }
+    }
+    let before = list.entries.len();
+    list.entries.retain(|e| files.contains_key(e.base()));
+    changed |= list.entries.len() != before;
+
+    let mut unknown: Vec<&CurFile> = {
+        let known: std::collections::HashSet<&str> =
+            list.entries.iter().map(UidEntry::base).collect();
+        files
+            .iter()
+            .filter(|(base, _)| !known.contains(base.as_str()))
+            .map(|(_, f)| f)
+            .collect()
+    };
+    unknown.sort_by(|a, b| {
+        a.mtime
+            .cmp(&b.mtime)
+            .then_with(|| a.filename.cmp(&b.filename))
+    });
+    for file in unknown {
+        if list.next_uid > Uid::MAX.0 {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                format!("UID space of {} is exhausted", dir.display()),
+            ));
+        }
+        let base = uidlist::base_name(&file.filename).to_string();
+        list.entries.push(UidEntry {
+            uid: Uid(list.next_uid),
+            ext: Vec::new(),
+            filename: base,
+        });
+        list.next_uid += 1;
+        changed = true;
+    }
+    if changed {
+        write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+    }
+
+    let recorded = read_optional(&dir.join(RECENT_FILE))?;
+    let first_recent = match &recorded {
+        Some(text) => text.trim().parse::<u32>().unwrap_or(1),
+        // A folder new to us but with a UID list (taken over from another
+        // server): what that server had seen is not recent any more.
+        None if !created => next_before_sync,
+        None => 1,
+    };
+    if claim_recent && first_recent != list.next_uid {
+        write_atomic(dir, RECENT_FILE, list.next_uid.to_string().as_bytes())?;
+    } else if recorded.is_none() {
+        write_atomic(dir, RECENT_FILE, first_recent.to_string().as_bytes())?;
+    }
+
+    let keywords = load_keywords(dir)?;
+    let mut messages = Vec::with_capacity(list.entries.len());
+    for entry in &list.entries {
+        let Some(file) = files.get(entry.base()) else {
+            continue;
+        };
+        let parsed = flags::parse_name(&file.filename, &keywords);
+        messages.push(SyncedMessage {
+            uid: entry.uid,
+            filename: file.filename.clone(),
+            flags: parsed.flags,
+            size: flags::size_from_name(parsed.base).unwrap_or(file.len),
+            internal_date: file.mtime,
+            pop3_uidl: entry.pop3_uidl().map(str::to_string),
+        });
+    }
+    Ok(Synced {
+        uid_validity: list.uid_validity,
+        uid_next: list.next_uid,
+        messages,
+        first_recent,
+    })
+}
+
+/// A message a session knows: its UID and the name it last saw.
+#[derive(Debug, Clone)]
+pub struct KnownFile {
+    /// The UID.
+    pub uid: Uid,
+    /// The file name in `cur/` as of the session's last look.
+    pub filename: String,
+}
+
+/// Finds a message's current name: the known one if it still exists, else by
+/// base name in a fresh scan (another process may have renamed it).
+fn current_name(
+    dir: &Path,
+    known: &KnownFile,
+    rescan: &mut Option<HashMap<String, CurFile>>,
+) -> StoreResult<Option<String>> {
+    if fs::symlink_metadata(dir.join("cur").join(&known.filename)).is_ok() {
+        return Ok(Some(known.filename.clone()));
+    }
+    if rescan.is_none() {
+        *rescan = Some(scan_cur(&dir.join("cur"))?);
+    }
+    let base = uidlist::base_name(&known.filename);
+    Ok(rescan
+        .as_ref()
+        .and_then(|m| m.get(base))
+        .map(|f| f.filename.clone()))
+}
+
+/// Changes flags by renaming files; returns each surviving message's new
+/// name and flags. New keywords are bound in the keyword table (written
+/// before any file uses their letters). The caller holds the lock.
+pub fn store_flags_locked(
+    dir: &Path,
+    targets: &[KnownFile],
+    op: FlagOp,
+    change: &Flags,
+) -> StoreResult<Vec<(Uid, String, Flags)>> {
+    let mut keywords = load_keywords(dir)?;
+    if op != FlagOp::Remove {
+        let mut grown = false;
+        for flag in change {
+            if let mail_store::Flag::Keyword(k) = flag {
+                grown |= keywords.allocate(k)?;
+            }
+        }
+        if grown {
+            write_atomic(dir, KEYWORDS_FILE, keywords.serialize().as_bytes())?;
+        }
+    }
+    let cur = dir.join("cur");
+    let mut rescan = None;
+    let mut results = Vec::with_capacity(targets.len());
+    for known in targets {
+        // Two tries: the file may be renamed by another program in between.
+        for _ in 0..2 {
+            let Some(name) = current_name(dir, known, &mut rescan)? else {
+                break;
+            };
+            let parsed = flags::parse_name(&name, &keywords);
+            let new_flags = apply(&parsed.flags, op, change);
+            let new_name = flags::build_name(parsed.base, &new_flags, &parsed.other, &keywords)?;
+            if new_name == name {
+                results.push((known.uid, name, new_flags));
+                break;
+            }
+            match fs::rename(cur.join(&name), cur.join(&new_name)) {
+                Ok(()) => {
+                    results.push((known.uid, new_name, new_flags));
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => rescan = None,
+                Err(e) => return Err(StoreError::io(format_args!("renaming cur/{name}"), &e)),
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Applies a STORE operation to a flag set.
+pub fn apply(current: &Flags, op: FlagOp, change: &Flags) -> Flags {
+    match op {
+        FlagOp::Replace => change.clone(),
+        FlagOp::Add => current.union(change).cloned().collect(),
+        FlagOp::Remove => current.difference(change).cloned().collect(),
+    }
+}
+
+/// Removes messages and their records; returns the UIDs removed by this
+/// call (a message already gone was expunged by someone else). The caller
+/// holds the lock, so other Coffre processes see all or none of it.
+pub fn expunge_locked(
+    dir: &Path,
+    root: &Path,
+    targets: &[KnownFile],
+    timeout: Duration,
+) -> StoreResult<Vec<Uid>> {
+    let cur = dir.join("cur");
+    let mut rescan = None;
+    let mut removed = Vec::with_capacity(targets.len());
+    for known in targets {
+        let Some(name) = current_name(dir, known, &mut rescan)? else {
+            continue;
+        };
+        match fs::remove_file(cur.join(&name)) {
+            Ok(()) => removed.push(known.uid),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(format_args!("removing cur/{name}"), &e)),
+        }
+    }
+    if !removed.is_empty() {
+        let (mut list, _) = load_uidlist(dir, root, timeout)?;
+        list.entries.retain(|e| !removed.contains(&e.uid));
+        write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+    }
+    removed.sort_unstable();
+    removed.dedup();
+    Ok(removed)
+}
+
+/// Moves a message written to `tmp/` into `cur/` with its flags, then gives
+/// it a UID. The caller holds the lock.
+pub fn deliver_locked(
+    dir: &Path,
+    root: &Path,
+    mut tmp: TmpMessage,
+    message_flags: &Flags,
+    timeout: Duration,
+) -> StoreResult<(UidValidity, Uid)> {
+    let mut keywords = load_keywords(dir)?;
+    let mut grown = false;
+    for flag in message_flags {
+        if let mail_store::Flag::Keyword(k) = flag {
+            grown |= keywords.allocate(k)?;
+        }
+    }
+    if grown {
+        write_atomic(dir, KEYWORDS_FILE, keywords.serialize().as_bytes())?;
+    }
+    let base = format!("{},S={}", tmp.unique, tmp.size);
+    let name = flags::build_name(&base, message_flags, &[], &keywords)?;
+    let cur = dir.join("cur");
+    fs::rename(&tmp.path, cur.join(&name))
+        .map_err(|e| StoreError::io(format_args!("moving {} into cur/", tmp.unique), &e))?;
+    tmp.mark_moved();
+    crate::layout::fsync_dir(&cur)?;
+    let synced = sync_locked(dir, root, false, timeout)?;
+    let uid = synced
+        .messages
+        .iter()
+        .find(|m| uidlist::base_name(&m.filename) == base)
+        .map(|m| m.uid)
+        .ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::Internal,
+                format!("appended {base} vanished"),
+            )
+        })?;
+    Ok((synced.uid_validity, uid))
+}

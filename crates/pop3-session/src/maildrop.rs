@@ -1,0 +1,268 @@
+//! The TRANSACTION-state maildrop (RFC 1939 §5, §6): the INBOX as it was at
+//! login, numbered 1..n for the whole session, the set of messages marked by
+//! DELE, and the UPDATE that applies them.
+//!
+//! - Numbers never shift: the snapshot is a copy of the mailbox's message
+//!   list taken at login; later deliveries are not seen, and a message that
+//!   another (IMAP) session expunges stays listed and fails to RETR.
+//! - Sizes are the exact octets RETR sends ([`pop3_protocol::message_size`]).
+//!   The storage contract reports only the stored size, so a size is computed
+//!   from the message the first time it is needed and kept for the session.
+//!   (A backend-cached "virtual size", like Dovecot's `,W=` in Maildir file
+//!   names, would make STAT free; `MessageMeta` has no field for it yet.)
+//! - UIDLs come from the stored `pop3_uidl` of a migrated message when it is
+//!   valid, else from the configured [`UidlFormat`].
+//! - UPDATE (QUIT only) expunges every marked message in one
+//!   [`Mailbox::expunge`] call, which the storage applies all or nothing.
+//!
+//! The exclusive maildrop lock (a second POP3 session gets `[IN-USE]`) is the
+//! storage's job: a backend that implements it returns
+//! [`mail_store::StoreErrorKind::InUse`] from `open_folder`, and the session
+//! maps that to `-ERR [IN-USE]`. The lock lives as long as the `Mailbox`
+//! handle held here.
+
+use mail_store::{Flag, FlagOp, Flags, Mailbox, StoreError, StoreErrorKind, Uid};
+use pop3_protocol::{BodyEncoder, message_size};
+use tracing::warn;
+
+use crate::uidl::{UidlFormat, is_valid_uidl};
+
+/// Size of the pieces a message is encoded in; streaming from storage will
+/// read in pieces of this size.
+pub(crate) const ENCODE_CHUNK: usize = 64 * 1024;
+
+/// One message of the snapshot.
+#[derive(Debug)]
+struct Message {
+    uid: Uid,
+    /// The size as stored, used only if the message cannot be read to size it.
+    stored_size: u64,
+    /// The exact POP3 size, once computed.
+    size: Option<u64>,
+    uidl: String,
+    deleted: bool,
+    /// RETR sent it; it gets `\Seen` at UPDATE.
+    retrieved: bool,
+}
+
+/// Why a message number was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No message with that number in this session.
+    NoSuchMessage,
+    /// Marked by DELE in this session.
+    Deleted,
+}
+
+/// What UPDATE did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpdateOutcome {
+    /// Messages asked to be removed.
+    pub deleted: usize,
+}
+
+/// The maildrop of one TRANSACTION state.
+pub(crate) struct Maildrop<M: Mailbox> {
+    mailbox: M,
+    messages: Vec<Message>,
+}
+
+impl<M: Mailbox> Maildrop<M> {
+    /// Takes the snapshot from a freshly opened INBOX.
+    pub(crate) fn new(mailbox: M, format: &UidlFormat) -> Self {
+        let uid_validity = mailbox.status().uid_validity;
+        let messages = mailbox
+            .messages()
+            .iter()
+            .map(|meta| Message {
+                uid: meta.uid,
+                stored_size: meta.size,
+                size: None,
+                uidl: match &meta.pop3_uidl {
+                    Some(uidl) if is_valid_uidl(uidl) => uidl.clone(),
+                    Some(_) => {
+                        warn!(
+                            uid = meta.uid.0,
+                            "stored POP3 UIDL is not valid; using the format"
+                        );
+                        format.render(meta.uid, uid_validity)
+                    }
+                    None => format.render(meta.uid, uid_validity),
+                },
+                deleted: false,
+                retrieved: false,
+            })
+            .collect();
+        Maildrop { mailbox, messages }
+    }
+
+    /// Messages in the snapshot, deleted or not.
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The index of message number `msg` if it exists and is not deleted.
+    pub(crate) fn lookup(&self, msg: u32) -> Result<usize, Lookup> {
+        let index = usize::try_from(msg)
+            .ok()
+            .and_then(|m| m.checked_sub(1))
+            .ok_or(Lookup::NoSuchMessage)?;
+        match self.messages.get(index) {
+            None => Err(Lookup::NoSuchMessage),
+            Some(m) if m.deleted => Err(Lookup::Deleted),
+            Some(_) => Ok(index),
+        }
+    }
+
+    /// The message number of an index (the snapshot never exceeds `u32`).
+    fn number(index: usize) -> u32 {
+        u32::try_from(index + 1).unwrap_or(u32::MAX)
+    }
+
+    /// Indices of the messages not marked deleted.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.deleted)
+            .map(|(i, _)| i)
+    }
+
+    /// The exact size of one message, computed on first use.
+    pub(crate) async fn size(&mut self, index: usize) -> u64 {
+        if let Some(size) = self.messages[index].size {
+            return size;
+        }
+        let uid = self.messages[index].uid;
+        let size = match self.mailbox.read_message(uid).await {
+            Ok(bytes) => message_size(&bytes),
+            Err(err) => {
+                // The message went away (another session expunged it) or
+                // cannot be read: report the stored size; RETR will fail.
+                warn!(uid = uid.0, error = %err, "cannot size message; using its stored size");
+                return self.messages[index].stored_size;
+            }
+        };
+        self.messages[index].size = Some(size);
+        size
+    }
+
+    /// `(number, size)` of every message not marked deleted, and the total.
+    pub(crate) async fn listings(&mut self) -> (Vec<(u32, u64)>, u64) {
+        let live: Vec<usize> = self.live().collect();
+        let mut listings = Vec::with_capacity(live.len());
+        let mut total = 0u64;
+        for index in live {
+            let size = self.size(index).await;
+            total = total.saturating_add(size);
+            listings.push((Self::number(index), size));
+        }
+        (listings, total)
+    }
+
+    /// The UIDL of one message.
+    pub(crate) fn uidl(&self, index: usize) -> &str {
+        &self.messages[index].uidl
+    }
+
+    /// `(number, uidl)` of every message not marked deleted.
+    pub(crate) fn uidls(&self) -> Vec<(u32, &str)> {
+        self.live()
+            .map(|i| (Self::number(i), self.messages[i].uidl.as_str()))
+            .collect()
+    }
+
+    /// Reads one message and encodes it (RETR with [`BodyEncoder::whole`],
+    /// TOP with [`BodyEncoder::top`]) after the status line `header`
+    /// produces for the message's size. Nothing is written on error.
+    pub(crate) async fn retrieve(
+        &mut self,
+        index: usize,
+        mut encoder: BodyEncoder,
+        out: &mut Vec<u8>,
+        header: impl FnOnce(u64, &mut Vec<u8>),
+    ) -> Result<(), StoreError> {
+        let uid = self.messages[index].uid;
+        let bytes = self.mailbox.read_message(uid).await?;
+        let size = message_size(&bytes);
+        self.messages[index].size = Some(size);
+        header(size, out);
+        out.reserve(bytes.len() + bytes.len() / 32 + 8);
+        for chunk in bytes.chunks(ENCODE_CHUNK) {
+            if encoder.is_done() {
+                break;
+            }
+            encoder.encode(chunk, out);
+        }
+        encoder.finish(out);
+        Ok(())
+    }
+
+    /// Notes that RETR sent a message (it is marked `\Seen` at UPDATE).
+    pub(crate) fn mark_retrieved(&mut self, index: usize) {
+        self.messages[index].retrieved = true;
+    }
+
+    /// DELE: marks a message.
+    pub(crate) fn mark_deleted(&mut self, index: usize) {
+        self.messages[index].deleted = true;
+    }
+
+    /// RSET: unmarks every message.
+    pub(crate) fn reset(&mut self) {
+        for message in &mut self.messages {
+            message.deleted = false;
+        }
+    }
+
+    /// Messages marked by DELE.
+    pub(crate) fn deleted_count(&self) -> usize {
+        self.messages.iter().filter(|m| m.deleted).count()
+    }
+
+    /// UPDATE (RFC 1939 §6): removes every marked message in one storage
+    /// call, all or nothing; then marks retrieved messages `\Seen` (best
+    /// effort: a failure there is logged, the deletions stand).
+    pub(crate) async fn update(&mut self) -> Result<UpdateOutcome, StoreError> {
+        let doomed: Vec<Uid> = self
+            .messages
+            .iter()
+            .filter(|m| m.deleted)
+            .map(|m| m.uid)
+            .collect();
+        if !doomed.is_empty() {
+            let removed = self.mailbox.expunge(&doomed).await?;
+            if removed.len() != doomed.len() {
+                // Another session expunged some first: they are gone either way.
+                warn!(
+                    asked = doomed.len(),
+                    removed = removed.len(),
+                    "some messages were already expunged"
+                );
+            }
+        }
+        let seen: Vec<Uid> = self
+            .messages
+            .iter()
+            .filter(|m| m.retrieved && !m.deleted)
+            .map(|m| m.uid)
+            .collect();
+        if !seen.is_empty() {
+            let flags: Flags = [Flag::Seen].into_iter().collect();
+            if let Err(err) = self.mailbox.store_flags(&seen, FlagOp::Add, &flags).await {
+                warn!(error = %err, "cannot mark retrieved messages seen");
+            }
+        }
+        Ok(UpdateOutcome {
+            deleted: doomed.len(),
+        })
+    }
+}
+
+/// Whether a storage error means the message is gone (rather than a failure).
+pub(crate) fn is_gone(err: &StoreError) -> bool {
+    matches!(
+        err.kind,
+        StoreErrorKind::NotFound | StoreErrorKind::Expunged
+    )
+}

@@ -1,0 +1,950 @@
+//! State-machine tests of `Pop3Session` through the driver's interface, over
+//! the in-memory store and the static authenticator: every command in every
+//! state, pipelined input, login failures, QUIT atomicity, and that a dropped
+//! or shut-down session deletes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use account_auth::Mechanism;
+use account_auth::testing::StaticAuthenticator;
+use mail_store::memory::{MemoryAccount, MemoryMailbox, MemoryStore};
+use mail_store::{
+    AccountLocation, AccountStore, AppendOutcome, Flag, FlagOp, Flags, FolderInfo, FolderName,
+    MailStore, Mailbox, MailboxChange, MailboxStatus, MessageMeta, StoreError, StoreErrorKind,
+    StoreResult, Uid,
+};
+use pop3_session::{
+    AUTHORIZATION_IDLE_TIMEOUT, ConnectionInfo, MAX_BAD_COMMANDS, Next, Pop3Config, Pop3Session,
+    TRANSACTION_IDLE_TIMEOUT, UidlFormat,
+};
+
+const ALICE: &str = "alice@example.org";
+const PASSWORD: &str = "wonder land";
+
+// ---------------------------------------------------------------------------
+// A store wrapper that can fail on purpose (expunge, open) — the memory store
+// never fails by itself.
+
+#[derive(Clone, Default)]
+struct Faults {
+    expunge_fails: Arc<AtomicBool>,
+    open_in_use: Arc<AtomicBool>,
+    open_fails: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+struct FaultyStore {
+    inner: MemoryStore,
+    faults: Faults,
+}
+
+struct FaultyAccount {
+    inner: MemoryAccount,
+    faults: Faults,
+}
+
+struct FaultyMailbox {
+    inner: MemoryMailbox,
+    faults: Faults,
+}
+
+impl MailStore for FaultyStore {
+    type Account = FaultyAccount;
+
+    fn open_account(
+        &self,
+        account: &AccountLocation,
+    ) -> impl Future<Output = StoreResult<FaultyAccount>> + Send {
+        let faults = self.faults.clone();
+        let opening = self.inner.open_account(account);
+        async move {
+            Ok(FaultyAccount {
+                inner: opening.await?,
+                faults,
+            })
+        }
+    }
+}
+
+impl AccountStore for FaultyAccount {
+    type Mailbox = FaultyMailbox;
+
+    fn list_folders(&self) -> impl Future<Output = StoreResult<Vec<FolderInfo>>> + Send {
+        self.inner.list_folders()
+    }
+
+    fn create_folder(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.create_folder(name)
+    }
+
+    fn open_folder(
+        &self,
+        name: &FolderName,
+        read_only: bool,
+    ) -> impl Future<Output = StoreResult<FaultyMailbox>> + Send {
+        let faults = self.faults.clone();
+        let opening = self.inner.open_folder(name, read_only);
+        async move {
+            if faults.open_in_use.load(Ordering::SeqCst) {
+                return Err(StoreError::new(StoreErrorKind::InUse, "maildrop locked"));
+            }
+            if faults.open_fails.load(Ordering::SeqCst) {
+                return Err(StoreError::new(StoreErrorKind::Internal, "disk on fire"));
+            }
+            Ok(FaultyMailbox {
+                inner: opening.await?,
+                faults,
+            })
+        }
+    }
+
+    fn append(
+        &self,
+        name: &FolderName,
+        message: &[u8],
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send {
+        self.inner.append(name, message, flags, internal_date)
+    }
+}
+
+impl Mailbox for FaultyMailbox {
+    fn status(&self) -> MailboxStatus {
+        self.inner.status()
+    }
+
+    fn messages(&self) -> &[MessageMeta] {
+        self.inner.messages()
+    }
+
+    fn sync(&mut self) -> impl Future<Output = StoreResult<Vec<MailboxChange>>> + Send {
+        self.inner.sync()
+    }
+
+    fn read_message(&self, uid: Uid) -> impl Future<Output = StoreResult<Vec<u8>>> + Send {
+        self.inner.read_message(uid)
+    }
+
+    fn store_flags(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+    ) -> impl Future<Output = StoreResult<Vec<(Uid, Flags)>>> + Send {
+        self.inner.store_flags(uids, op, flags)
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> impl Future<Output = StoreResult<Vec<Uid>>> + Send {
+        let fail = self.faults.expunge_fails.load(Ordering::SeqCst);
+        let expunging = self.inner.expunge(uids);
+        async move {
+            if fail {
+                return Err(StoreError::new(StoreErrorKind::Temporary, "disk full"));
+            }
+            expunging.await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+
+struct Client {
+    session: Pop3Session<FaultyStore, StaticAuthenticator>,
+    auth: Arc<StaticAuthenticator>,
+    faults: Faults,
+    closed: bool,
+}
+
+fn conn() -> ConnectionInfo {
+    ConnectionInfo {
+        peer: SocketAddr::from(([192, 0, 2, 7], 50_000)),
+        session_id: 42,
+        tls: "TLSv1.3".into(),
+    }
+}
+
+fn auth() -> StaticAuthenticator {
+    StaticAuthenticator::new()
+        .with_user(ALICE, PASSWORD)
+        .with_user("bob@example.org", "pw")
+}
+
+impl Client {
+    fn new(store: &MemoryStore) -> Self {
+        Self::with(store, Pop3Config::default(), auth())
+    }
+
+    fn with(store: &MemoryStore, config: Pop3Config, auth: StaticAuthenticator) -> Self {
+        let faults = Faults::default();
+        let faulty = FaultyStore {
+            inner: store.clone(),
+            faults: faults.clone(),
+        };
+        let auth = Arc::new(auth);
+        let mut session = Pop3Session::new(
+            Arc::new(faulty),
+            Arc::clone(&auth),
+            Arc::new(config),
+            conn(),
+        );
+        let mut out = Vec::new();
+        session.greeting(&mut out);
+        assert_eq!(out, b"+OK Coffre POP3S ready.\r\n");
+        Client {
+            session,
+            auth,
+            faults,
+            closed: false,
+        }
+    }
+
+    /// Sends bytes and runs the session until it needs input or closes.
+    async fn send(&mut self, input: &[u8]) -> String {
+        self.session.enqueue_input(input);
+        let mut out = Vec::new();
+        loop {
+            match self.session.process(&mut out).await {
+                Next::NeedInput => break,
+                Next::Continue => {}
+                Next::Close => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        String::from_utf8(out).expect("responses are UTF-8 in these tests")
+    }
+
+    async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await
+    }
+
+    async fn login(&mut self) {
+        assert_eq!(
+            self.cmd(&format!("USER {ALICE}")).await,
+            "+OK Send PASS\r\n"
+        );
+        assert_eq!(
+            self.cmd(&format!("PASS {PASSWORD}")).await,
+            "+OK Logged in.\r\n"
+        );
+        assert_eq!(self.session.user(), Some(ALICE));
+    }
+}
+
+fn seed(store: &MemoryStore, messages: &[&[u8]]) -> Vec<AppendOutcome> {
+    messages
+        .iter()
+        .map(|m| store.deliver(ALICE, "INBOX", m, Flags::new()).unwrap())
+        .collect()
+}
+
+fn uidl(outcome: &AppendOutcome) -> String {
+    UidlFormat::default().render(outcome.uid, outcome.uid_validity)
+}
+
+const MSG1: &[u8] = b"Subject: one\n\nhello\n";
+const MSG2: &[u8] = b"Subject: two\r\n\r\n.dot line\r\nsecond\r\nthird\r\n";
+const MSG3: &[u8] = b"Subject: three\n\nnul\0here\nno newline at end";
+
+// ---------------------------------------------------------------------------
+// AUTHORIZATION
+
+#[tokio::test]
+async fn capa_before_and_after_login() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(
+        c.cmd("CAPA").await,
+        "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\n\
+         AUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Coffre\r\n.\r\n"
+    );
+    c.login().await;
+    assert_eq!(
+        c.cmd("capa").await,
+        "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
+         PIPELINING\r\nIMPLEMENTATION Coffre\r\n.\r\n"
+    );
+}
+
+#[tokio::test]
+async fn capa_without_implementation() {
+    let store = MemoryStore::new();
+    let config = Pop3Config {
+        implementation: None,
+        ..Pop3Config::default()
+    };
+    let mut c = Client::with(&store, config, auth());
+    assert!(!c.cmd("CAPA").await.contains("IMPLEMENTATION"));
+}
+
+#[tokio::test]
+async fn user_pass_login() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.session.user(), None);
+    assert_eq!(c.session.idle_timeout(), AUTHORIZATION_IDLE_TIMEOUT);
+    c.login().await;
+    assert_eq!(c.session.idle_timeout(), TRANSACTION_IDLE_TIMEOUT);
+    let attempts = c.auth.attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].mechanism, Mechanism::Pop3UserPass);
+    assert!(attempts[0].ok);
+}
+
+#[tokio::test]
+async fn pass_needs_user_first() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.cmd("PASS x").await, "-ERR Send USER first\r\n");
+    // A failed PASS forgets the USER.
+    c.cmd("USER bob@example.org").await;
+    assert_eq!(
+        c.cmd("PASS wrong").await,
+        "-ERR [AUTH] Authentication failed\r\n"
+    );
+    assert_eq!(c.cmd("PASS pw").await, "-ERR Send USER first\r\n");
+}
+
+#[tokio::test]
+async fn auth_failures_close_after_the_limit() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    for _ in 0..2 {
+        c.cmd(&format!("USER {ALICE}")).await;
+        assert_eq!(
+            c.cmd("PASS nope").await,
+            "-ERR [AUTH] Authentication failed\r\n"
+        );
+        assert!(!c.closed);
+    }
+    c.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        c.cmd("PASS nope").await,
+        "-ERR [AUTH] Authentication failed, closing connection\r\n"
+    );
+    assert!(c.closed);
+    // Closed for good: nothing more is processed.
+    assert_eq!(c.cmd("NOOP").await, "");
+    let mut out = Vec::new();
+    assert_eq!(c.session.process(&mut out).await, Next::Close);
+}
+
+#[tokio::test]
+async fn max_auth_failures_is_configurable() {
+    let store = MemoryStore::new();
+    let config = Pop3Config {
+        max_auth_failures: 1,
+        ..Pop3Config::default()
+    };
+    let mut c = Client::with(&store, config, auth());
+    c.cmd("USER x").await;
+    assert_eq!(
+        c.cmd("PASS y").await,
+        "-ERR [AUTH] Authentication failed, closing connection\r\n"
+    );
+    assert!(c.closed);
+}
+
+#[tokio::test]
+async fn auth_plain_with_initial_response() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    // "\0alice@example.org\0wonder land"
+    let ir = b64(&format!("\0{ALICE}\0{PASSWORD}"));
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {ir}")).await,
+        "+OK Logged in.\r\n"
+    );
+    assert_eq!(c.session.user(), Some(ALICE));
+    assert_eq!(c.auth.attempts()[0].mechanism, Mechanism::SaslPlain);
+}
+
+#[tokio::test]
+async fn auth_plain_with_continuation() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ \r\n");
+    let response = b64(&format!("{ALICE}\0{ALICE}\0{PASSWORD}"));
+    assert_eq!(c.cmd(&response).await, "+OK Logged in.\r\n");
+    assert_eq!(c.session.user(), Some(ALICE));
+}
+
+#[tokio::test]
+async fn auth_plain_cancel_and_errors() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ \r\n");
+    assert_eq!(c.cmd("*").await, "-ERR Authentication cancelled\r\n");
+    // Back to commands: "*" is now an unknown command.
+    assert_eq!(c.cmd("*").await, "-ERR Unknown command\r\n");
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ \r\n");
+    assert_eq!(c.cmd("not base64!").await, "-ERR Invalid base64 data\r\n");
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ \r\n");
+    assert_eq!(
+        c.cmd(&b64("no nuls")).await,
+        "-ERR [AUTH] Authentication failed\r\n"
+    );
+    // Another user's authorization identity is refused.
+    let other = b64(&format!("bob@example.org\0{ALICE}\0{PASSWORD}"));
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {other}")).await,
+        "-ERR [AUTH] Authentication failed\r\n"
+    );
+    // The third failure closes.
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ \r\n");
+    assert_eq!(
+        c.cmd(&b64(&format!("\0{ALICE}\0wrong"))).await,
+        "-ERR [AUTH] Authentication failed, closing connection\r\n"
+    );
+    assert!(c.closed);
+}
+
+#[tokio::test]
+async fn auth_mechanism_list_and_unknown_mechanism() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(
+        c.cmd("AUTH").await,
+        "+OK Supported mechanisms follow\r\nPLAIN\r\n.\r\n"
+    );
+    assert_eq!(
+        c.cmd("AUTH CRAM-MD5").await,
+        "-ERR Unsupported authentication mechanism\r\n"
+    );
+    assert_eq!(
+        c.cmd("AUTH plain =").await,
+        "-ERR [AUTH] Authentication failed\r\n"
+    );
+    assert_eq!(
+        c.cmd("APOP alice 0123456789abcdef").await,
+        "-ERR APOP is not supported; use USER/PASS or AUTH PLAIN\r\n"
+    );
+}
+
+#[tokio::test]
+async fn authenticator_unavailable_is_sys_temp() {
+    let store = MemoryStore::new();
+    let mut c = Client::with(&store, Pop3Config::default(), auth().unavailable());
+    c.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        c.cmd(&format!("PASS {PASSWORD}")).await,
+        "-ERR [SYS/TEMP] Authentication temporarily unavailable\r\n"
+    );
+    assert!(!c.closed);
+    assert_eq!(c.session.user(), None);
+}
+
+#[tokio::test]
+async fn maildrop_in_use_and_open_failure() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    c.faults.open_in_use.store(true, Ordering::SeqCst);
+    c.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        c.cmd(&format!("PASS {PASSWORD}")).await,
+        "-ERR [IN-USE] Maildrop is locked by another POP3 session\r\n"
+    );
+    assert_eq!(c.session.user(), None);
+    c.faults.open_in_use.store(false, Ordering::SeqCst);
+    c.faults.open_fails.store(true, Ordering::SeqCst);
+    c.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        c.cmd(&format!("PASS {PASSWORD}")).await,
+        "-ERR [SYS/TEMP] Cannot open the maildrop\r\n"
+    );
+    c.faults.open_fails.store(false, Ordering::SeqCst);
+    c.login().await;
+}
+
+#[tokio::test]
+async fn transaction_commands_need_login() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1]);
+    let mut c = Client::new(&store);
+    for line in [
+        "STAT", "LIST", "LIST 1", "RETR 1", "DELE 1", "RSET", "TOP 1 1", "UIDL", "UIDL 1",
+    ] {
+        assert_eq!(c.cmd(line).await, "-ERR Log in first\r\n", "{line}");
+    }
+    assert_eq!(c.cmd("NOOP").await, "+OK\r\n");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out\r\n");
+    assert!(c.closed);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+}
+
+#[tokio::test]
+async fn login_commands_after_login() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    c.login().await;
+    for line in ["USER bob", "PASS pw", "AUTH PLAIN", "AUTH", "APOP a b"] {
+        assert_eq!(c.cmd(line).await, "-ERR Already logged in\r\n", "{line}");
+    }
+    assert_eq!(c.session.user(), Some(ALICE));
+}
+
+// ---------------------------------------------------------------------------
+// TRANSACTION
+
+#[tokio::test]
+async fn stat_list_uidl() {
+    let store = MemoryStore::new();
+    let seeded = seed(&store, &[MSG1, MSG2, MSG3]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let sizes: Vec<u64> = [MSG1, MSG2, MSG3]
+        .iter()
+        .map(|m| pop3_protocol::message_size(m))
+        .collect();
+    // MSG1 has 3 LF lines: stored 20 octets, 23 on the wire.
+    assert_eq!(sizes[0], MSG1.len() as u64 + 3);
+    let total: u64 = sizes.iter().sum();
+    assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}\r\n"));
+    assert_eq!(
+        c.cmd("LIST").await,
+        format!(
+            "+OK 3 messages ({total} octets)\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
+            sizes[0], sizes[1], sizes[2]
+        )
+    );
+    assert_eq!(c.cmd("LIST 2").await, format!("+OK 2 {}\r\n", sizes[1]));
+    assert_eq!(c.cmd("LIST 4").await, "-ERR No such message\r\n");
+    assert_eq!(
+        c.cmd("LIST 0").await,
+        "-ERR Invalid message number: numbering starts at 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("UIDL").await,
+        format!(
+            "+OK Unique-ID listing follows\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
+            uidl(&seeded[0]),
+            uidl(&seeded[1]),
+            uidl(&seeded[2])
+        )
+    );
+    assert_eq!(
+        c.cmd("UIDL 3").await,
+        format!("+OK 3 {}\r\n", uidl(&seeded[2]))
+    );
+    assert_eq!(c.cmd("UIDL 9").await, "-ERR No such message\r\n");
+    assert_eq!(
+        uidl(&seeded[0]),
+        format!("00000001{:08x}", seeded[0].uid_validity.0)
+    );
+}
+
+#[tokio::test]
+async fn retr_sends_exactly_the_listed_size() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2, MSG3]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let listing = c.cmd("LIST").await;
+    for (n, expected_body) in [
+        (1, "Subject: one\r\n\r\nhello\r\n"),
+        (2, "Subject: two\r\n\r\n..dot line\r\nsecond\r\nthird\r\n"),
+        (3, "Subject: three\r\n\r\nnulhere\r\nno newline at end\r\n"),
+    ] {
+        let reply = c.cmd(&format!("RETR {n}")).await;
+        let (status, rest) = reply.split_once("\r\n").unwrap();
+        let size: u64 = status
+            .strip_prefix("+OK ")
+            .unwrap()
+            .strip_suffix(" octets")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(rest, format!("{expected_body}.\r\n"), "message {n}");
+        // The size is the body as the client sees it (stuffing removed).
+        let unstuffed = expected_body.replace("\r\n..", "\r\n.");
+        assert_eq!(size, unstuffed.len() as u64, "message {n}");
+        assert!(
+            listing.contains(&format!("\r\n{n} {size}\r\n")),
+            "LIST agrees for {n}"
+        );
+        assert!(!reply.contains('\0'));
+    }
+    assert_eq!(c.cmd("RETR 4").await, "-ERR No such message\r\n");
+    assert_eq!(
+        c.cmd("RETR x").await,
+        "-ERR Invalid number: decimal digits only\r\n"
+    );
+    assert_eq!(c.cmd("RETR").await, "-ERR Missing argument\r\n");
+}
+
+#[tokio::test]
+async fn top_sends_headers_and_lines() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG2]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    assert_eq!(
+        c.cmd("TOP 1 0").await,
+        "+OK Top of message follows\r\nSubject: two\r\n\r\n.\r\n"
+    );
+    assert_eq!(
+        c.cmd("TOP 1 2").await,
+        "+OK Top of message follows\r\nSubject: two\r\n\r\n..dot line\r\nsecond\r\n.\r\n"
+    );
+    let top_all = c.cmd("TOP 1 4294967295").await;
+    let retr = c.cmd("RETR 1").await;
+    assert_eq!(
+        top_all.split_once("\r\n").unwrap().1,
+        retr.split_once("\r\n").unwrap().1
+    );
+    assert_eq!(c.cmd("TOP 2 1").await, "-ERR No such message\r\n");
+    assert_eq!(c.cmd("TOP 1").await, "-ERR Missing argument\r\n");
+    assert_eq!(
+        c.cmd("TOP 1 -1").await,
+        "-ERR Invalid number: decimal digits only\r\n"
+    );
+}
+
+#[tokio::test]
+async fn dele_rset_and_deleted_messages() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let size2 = pop3_protocol::message_size(MSG2);
+    let size1 = pop3_protocol::message_size(MSG1);
+    assert_eq!(c.cmd("DELE 1").await, "+OK message 1 deleted\r\n");
+    assert_eq!(c.cmd("DELE 1").await, "-ERR Message already deleted\r\n");
+    assert_eq!(c.cmd("DELE 3").await, "-ERR No such message\r\n");
+    assert_eq!(c.cmd("RETR 1").await, "-ERR Message already deleted\r\n");
+    assert_eq!(c.cmd("TOP 1 1").await, "-ERR Message already deleted\r\n");
+    assert_eq!(c.cmd("LIST 1").await, "-ERR Message already deleted\r\n");
+    assert_eq!(c.cmd("UIDL 1").await, "-ERR Message already deleted\r\n");
+    assert_eq!(c.cmd("STAT").await, format!("+OK 1 {size2}\r\n"));
+    // Numbers do not shift: message 2 is still 2.
+    assert_eq!(
+        c.cmd("LIST").await,
+        format!("+OK 1 messages ({size2} octets)\r\n2 {size2}\r\n.\r\n")
+    );
+    assert!(
+        c.cmd("UIDL")
+            .await
+            .starts_with("+OK Unique-ID listing follows\r\n2 ")
+    );
+    assert_eq!(
+        c.cmd("RSET").await,
+        format!("+OK maildrop has 2 messages ({} octets)\r\n", size1 + size2)
+    );
+    assert_eq!(c.cmd("STAT").await, format!("+OK 2 {}\r\n", size1 + size2));
+    assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+    assert_eq!(c.cmd("NOOP").await, "+OK\r\n");
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "+OK Logging out, 0 messages deleted\r\n"
+    );
+    assert_eq!(store.message_count(ALICE, "INBOX"), 2);
+}
+
+#[tokio::test]
+async fn quit_applies_deletions() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2, MSG3]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("DELE 1").await;
+    c.cmd("DELE 3").await;
+    assert_eq!(store.message_count(ALICE, "INBOX"), 3, "DELE only marks");
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "+OK Logging out, 2 messages deleted\r\n"
+    );
+    assert!(c.closed);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+    // The survivor is message 2, now message 1 of a new session.
+    let mut again = Client::new(&store);
+    again.login().await;
+    assert_eq!(
+        again.cmd("TOP 1 0").await,
+        "+OK Top of message follows\r\nSubject: two\r\n\r\n.\r\n"
+    );
+}
+
+#[tokio::test]
+async fn failed_update_deletes_nothing() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("DELE 1").await;
+    c.cmd("DELE 2").await;
+    c.faults.expunge_fails.store(true, Ordering::SeqCst);
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "-ERR [SYS/TEMP] Deleting messages failed; no message was deleted\r\n"
+    );
+    assert!(c.closed);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 2);
+}
+
+#[tokio::test]
+async fn dropped_connection_deletes_nothing() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("DELE 1").await;
+    c.cmd("DELE 2").await;
+    drop(c);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 2);
+}
+
+#[tokio::test]
+async fn shutdown_deletes_nothing() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("DELE 1").await;
+    // A QUIT still buffered when the shutdown comes is not run.
+    c.session.enqueue_input(b"QUIT\r\n");
+    let mut out = Vec::new();
+    c.session.shutdown(&mut out);
+    assert_eq!(out, b"-ERR [SYS/TEMP] server shutting down\r\n");
+    let mut out = Vec::new();
+    assert_eq!(c.session.process(&mut out).await, Next::Close);
+    assert!(out.is_empty());
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+    assert_eq!(c.session.user(), None);
+}
+
+#[tokio::test]
+async fn quit_marks_retrieved_messages_seen() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2, MSG3]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("RETR 1").await;
+    c.cmd("TOP 2 1").await;
+    c.cmd("RETR 3").await;
+    c.cmd("DELE 3").await;
+    c.cmd("QUIT").await;
+    let account = store
+        .open_account(&AccountLocation {
+            login: ALICE.into(),
+            location: None,
+        })
+        .await
+        .unwrap();
+    let inbox = account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap();
+    let seen: Vec<bool> = inbox
+        .messages()
+        .iter()
+        .map(|m| m.flags.contains(&Flag::Seen))
+        .collect();
+    assert_eq!(seen, [true, false], "RETR marks seen, TOP does not");
+}
+
+#[tokio::test]
+async fn snapshot_is_fixed_for_the_session() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    seed(&store, &[MSG2]);
+    let size1 = pop3_protocol::message_size(MSG1);
+    assert_eq!(c.cmd("STAT").await, format!("+OK 1 {size1}\r\n"));
+    assert_eq!(c.cmd("RETR 2").await, "-ERR No such message\r\n");
+}
+
+#[tokio::test]
+async fn message_expunged_by_another_session() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    // An IMAP session expunges message 1 behind POP3's back.
+    let account = store
+        .open_account(&AccountLocation {
+            login: ALICE.into(),
+            location: None,
+        })
+        .await
+        .unwrap();
+    let mut imap = account
+        .open_folder(&FolderName::inbox(), false)
+        .await
+        .unwrap();
+    let first = imap.messages()[0].uid;
+    imap.expunge(&[first]).await.unwrap();
+    assert_eq!(
+        c.cmd("RETR 1").await,
+        "-ERR Message was removed by another session\r\n"
+    );
+    assert!(c.cmd("RETR 2").await.starts_with("+OK"));
+    // Deleting it too is harmless; QUIT still succeeds.
+    c.cmd("DELE 1").await;
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "+OK Logging out, 1 messages deleted\r\n"
+    );
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+}
+
+#[tokio::test]
+async fn stored_uidl_wins_and_format_is_configurable() {
+    let store = MemoryStore::new();
+    store
+        .deliver_with_uidl(ALICE, "INBOX", MSG1, Flags::new(), "QhdPYR:00WBw1Ph7x7")
+        .unwrap();
+    store
+        .deliver_with_uidl(ALICE, "INBOX", MSG2, Flags::new(), "bad uidl with spaces")
+        .unwrap();
+    let plain = store.deliver(ALICE, "INBOX", MSG3, Flags::new()).unwrap();
+    let config = Pop3Config {
+        uidl_format: UidlFormat::parse("%v-%u").unwrap(),
+        ..Pop3Config::default()
+    };
+    let mut c = Client::with(&store, config, auth());
+    c.login().await;
+    let v = plain.uid_validity.0;
+    assert_eq!(
+        c.cmd("UIDL").await,
+        format!(
+            "+OK Unique-ID listing follows\r\n1 QhdPYR:00WBw1Ph7x7\r\n2 {v}-2\r\n3 {v}-3\r\n.\r\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn pipelined_commands_answer_in_order() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    let size1 = pop3_protocol::message_size(MSG1);
+    let size2 = pop3_protocol::message_size(MSG2);
+    let script = format!(
+        "CAPA\r\nUSER {ALICE}\r\nPASS {PASSWORD}\r\nSTAT\r\nLIST 1\r\nDELE 1\r\nbogus\r\nSTAT\r\nQUIT\r\nNOOP\r\n"
+    );
+    let reply = c.send(script.as_bytes()).await;
+    let expected_tail = format!(
+        "+OK Send PASS\r\n+OK Logged in.\r\n+OK 2 {}\r\n+OK 1 {size1}\r\n+OK message 1 deleted\r\n\
+         -ERR Unknown command\r\n+OK 1 {size2}\r\n+OK Logging out, 1 messages deleted\r\n",
+        size1 + size2
+    );
+    assert!(
+        reply.starts_with("+OK Capability list follows\r\n"),
+        "{reply}"
+    );
+    assert!(reply.ends_with(&expected_tail), "{reply}");
+    assert!(c.closed);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+
+    // The same script one byte at a time gives the same bytes.
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut c = Client::new(&store);
+    let mut bytewise = String::new();
+    for b in script.bytes() {
+        bytewise.push_str(&c.send(&[b]).await);
+    }
+    assert_eq!(bytewise, reply);
+}
+
+#[tokio::test]
+async fn process_handles_one_command_per_call() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    c.session.enqueue_input(b"NOOP\r\nNOOP\r\nNO");
+    let mut out = Vec::new();
+    assert_eq!(c.session.process(&mut out).await, Next::Continue);
+    assert_eq!(out, b"+OK\r\n");
+    assert_eq!(c.session.process(&mut out).await, Next::Continue);
+    assert_eq!(out, b"+OK\r\n+OK\r\n");
+    assert_eq!(c.session.process(&mut out).await, Next::NeedInput);
+    c.session.enqueue_input(b"OP\n");
+    assert_eq!(c.session.process(&mut out).await, Next::Continue);
+    assert_eq!(out.len(), 15);
+}
+
+#[tokio::test]
+async fn malformed_commands_and_the_bad_command_limit() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.cmd("").await, "-ERR Empty command line\r\n");
+    assert_eq!(c.cmd("STAT 1").await, "-ERR Too many arguments\r\n");
+    assert_eq!(
+        c.cmd("LIST 99999999999").await,
+        "-ERR Number out of range\r\n"
+    );
+    let long = format!("USER {}", "x".repeat(300));
+    assert_eq!(
+        c.cmd(&long).await,
+        "-ERR Line too long (limit 255 octets)\r\n"
+    );
+    for _ in 4..MAX_BAD_COMMANDS - 1 {
+        assert_eq!(c.cmd("XYZZY").await, "-ERR Unknown command\r\n");
+    }
+    assert!(!c.closed);
+    assert_eq!(
+        c.cmd("XYZZY").await,
+        "-ERR Too many invalid commands, closing connection\r\n"
+    );
+    assert!(c.closed);
+}
+
+#[tokio::test]
+async fn huge_line_is_refused_without_buffering() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    let junk = vec![b'A'; 64 * 1024];
+    for _ in 0..16 {
+        assert_eq!(c.send(&junk).await, "");
+    }
+    assert_eq!(
+        c.send(b"\r\nNOOP\r\n").await,
+        "-ERR Line too long (limit 512 octets)\r\n+OK\r\n"
+    );
+}
+
+#[tokio::test]
+async fn empty_maildrop() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    c.login().await;
+    assert_eq!(c.cmd("STAT").await, "+OK 0 0\r\n");
+    assert_eq!(c.cmd("LIST").await, "+OK 0 messages (0 octets)\r\n.\r\n");
+    assert_eq!(
+        c.cmd("UIDL").await,
+        "+OK Unique-ID listing follows\r\n.\r\n"
+    );
+    assert_eq!(c.cmd("RETR 1").await, "-ERR No such message\r\n");
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "+OK Logging out, 0 messages deleted\r\n"
+    );
+}
+
+#[test]
+fn process_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let store = MemoryStore::new();
+    let mut session = Pop3Session::new(
+        Arc::new(store),
+        Arc::new(auth()),
+        Arc::new(Pop3Config::default()),
+        conn(),
+    );
+    let mut out = Vec::new();
+    let future = session.process(&mut out);
+    assert_send(&future);
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}

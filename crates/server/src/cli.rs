@@ -1,0 +1,220 @@
+//! The `coffre` command line: `serve`, `check-config`, `user …`, `hash`,
+//! `db migrate`. Every subcommand that touches the server's data takes the
+//! same `--config PATH` as `serve`. Passwords are never taken on the command
+//! line: from a terminal prompt, or one line on stdin with `--password-stdin`.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use account_auth::Secret;
+use account_auth::sql::SqlAccounts;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Coffre: IMAP and POP3 over TLS only.
+#[derive(Debug, Parser)]
+#[command(name = "coffre", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Check a configuration file (and that its certificate and key load) without serving.
+    CheckConfig(ConfigArg),
+    /// Manage accounts in the SQL database.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print an argon2id hash of a password, for hand-written SQL.
+    Hash(HashArgs),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// `--config PATH`
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: PathBuf,
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (not needed with --dev).
+    #[arg(long, short = 'c', value_name = "PATH", required_unless_present = "dev")]
+    pub config: Option<PathBuf>,
+    /// Development quick start: creates and reuses everything under --data-dir.
+    #[arg(long)]
+    pub dev: bool,
+    /// Data directory for --dev.
+    #[arg(long, value_name = "DIR", default_value = "coffre-data", requires = "dev")]
+    pub data_dir: PathBuf,
+    /// Listen for IMAPS here instead of the configured addresses (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub imaps_listen: Vec<SocketAddr>,
+    /// Listen for POP3S here instead of the configured addresses (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub pop3s_listen: Vec<SocketAddr>,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add(UserPasswordArgs),
+    /// Set an account's password.
+    Passwd(UserPasswordArgs),
+    /// Allow an account to log in.
+    Enable(UserArgs),
+    /// Stop an account from logging in (its mail stays).
+    Disable(UserArgs),
+    /// Delete an account (its Maildir is left on disk).
+    Delete(UserArgs),
+    /// List accounts.
+    List(ConfigArg),
+    /// Show one account.
+    Show(UserArgs),
+}
+
+/// A login and a config.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The login, `user@domain`.
+    pub login: String,
+}
+
+/// A login, a config and how to read the password.
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The login, `user@domain`.
+    pub login: String,
+    /// Read the password as one line from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `hash` options.
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Read the password as one line from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations.
+    Migrate(ConfigArg),
+}
+
+/// Reads a password: one line from stdin, or a no-echo prompt on a terminal.
+pub fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Secret> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let p = rpassword::prompt_password("Password: ").context("reading the password")?;
+        if confirm {
+            let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+            if again != p {
+                bail!("the passwords do not match");
+            }
+        }
+        p
+    };
+    if password.is_empty() {
+        bail!("empty password");
+    }
+    Ok(Secret::new(password))
+}
+
+/// Opens the accounts database named by a config file, applying pending
+/// migrations first when `[database] migrate_on_start` is on (the default),
+/// so that `coffre user add` works on a fresh install before the first `serve`.
+pub async fn open_accounts(config: &std::path::Path) -> anyhow::Result<SqlAccounts> {
+    let cfg = Config::load(config)?;
+    let accounts = SqlAccounts::connect(&cfg.database.url)
+        .await
+        .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
+    if cfg.database.migrate_on_start {
+        accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
+    }
+    Ok(accounts)
+}
+
+/// Runs a `user` subcommand.
+pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add(a) => {
+            let password = read_password(a.password_stdin, true)?;
+            let db = open_accounts(&a.config.config).await?;
+            db.add_user(&a.login, &password).await?;
+            println!("added {}", a.login);
+        }
+        UserCommand::Passwd(a) => {
+            let password = read_password(a.password_stdin, true)?;
+            let db = open_accounts(&a.config.config).await?;
+            db.set_password(&a.login, &password).await?;
+            println!("password changed for {}", a.login);
+        }
+        UserCommand::Enable(a) => {
+            open_accounts(&a.config.config).await?.set_enabled(&a.login, true).await?;
+            println!("enabled {}", a.login);
+        }
+        UserCommand::Disable(a) => {
+            open_accounts(&a.config.config).await?.set_enabled(&a.login, false).await?;
+            println!("disabled {}", a.login);
+        }
+        UserCommand::Delete(a) => {
+            open_accounts(&a.config.config).await?.delete_user(&a.login).await?;
+            println!("deleted {} (its Maildir was left on disk)", a.login);
+        }
+        UserCommand::List(c) => {
+            for u in open_accounts(&c.config).await?.list_users().await? {
+                println!("{}\t{}", u.login, if u.enabled { "enabled" } else { "disabled" });
+            }
+        }
+        UserCommand::Show(a) => {
+            let cfg = Config::load(&a.config.config)?;
+            let db = open_accounts(&a.config.config).await?;
+            let Some(u) = db.get_user(&a.login).await? else {
+                bail!("no account {}", a.login);
+            };
+            let store = maildir_store::MaildirStore::new(
+                cfg.storage.mail_root.clone(),
+                cfg.storage.location_template.clone(),
+            );
+            let location = store
+                .account_root(&mail_store::AccountLocation {
+                    login: u.login.clone(),
+                    location: u.mail_location.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("mail location of {}: {e}", u.login))?
+                .display()
+                .to_string();
+            println!("login:          {}", u.login);
+            println!("enabled:        {}", u.enabled);
+            println!("mail location:  {location}");
+            println!("quota bytes:    {}", u.quota_bytes.map_or("none".into(), |q| q.to_string()));
+            println!("quota messages: {}", u.quota_messages.map_or("none".into(), |q| q.to_string()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! The one configuration file (TOML). Every key, its default and its meaning
+//! are documented in the README's "Configuration reference"; this module is
+//! the single place that reads and validates it.
+//!
+//! Errors are one line naming the file and the key (`coffre.toml: [tls] cert:
+//! cannot read /x.pem: No such file or directory`), never a panic or a
+//! backtrace, so `check-config` and `serve` can print them as they are.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, already worded for the admin (one line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// IMAP over implicit TLS (RFC 8314).
+    #[serde(default)]
+    pub imaps: ImapsConfig,
+    /// POP3 over implicit TLS (RFC 8314).
+    #[serde(default)]
+    pub pop3s: Pop3sConfig,
+    /// Certificate and key.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// The accounts database.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Where mail lives.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Refuse-only listeners on the old plaintext ports.
+    #[serde(default)]
+    pub legacy_notice: LegacyNoticeConfig,
+    /// Connection limits and timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[imaps]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapsConfig {
+    /// Addresses to listen on; empty disables IMAPS.
+    #[serde(default = "default_imaps_listen")]
+    pub listen: Vec<String>,
+    /// Largest message APPEND accepts, in bytes (advertised as APPENDLIMIT).
+    #[serde(default = "default_append_limit")]
+    pub append_limit: u64,
+}
+
+impl Default for ImapsConfig {
+    fn default() -> Self {
+        Self { listen: default_imaps_listen(), append_limit: default_append_limit() }
+    }
+}
+
+/// `[pop3s]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pop3sConfig {
+    /// Addresses to listen on; empty disables POP3S.
+    #[serde(default = "default_pop3s_listen")]
+    pub listen: Vec<String>,
+}
+
+impl Default for Pop3sConfig {
+    fn default() -> Self {
+        Self { listen: default_pop3s_listen() }
+    }
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first).
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: Option<PathBuf>,
+    /// Seconds a client has to finish the TLS handshake.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { cert: None, key: None, handshake_timeout_secs: default_handshake_timeout() }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`, `postgres://…` or `mysql://…`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// Apply pending migrations when `serve` starts.
+    #[serde(default = "default_true")]
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: default_database_url(), migrate_on_start: true }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root of all Maildirs.
+    #[serde(default = "default_mail_root")]
+    pub mail_root: PathBuf,
+    /// Where an account's Maildir is below `mail_root`: `%d` domain, `%n`
+    /// local part, `%u` full login. An account's own `mail_location` wins.
+    #[serde(default = "default_location_template")]
+    pub location_template: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { mail_root: default_mail_root(), location_template: default_location_template() }
+    }
+}
+
+/// `[legacy_notice]`: off by default.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyNoticeConfig {
+    /// Plaintext IMAP addresses (e.g. `0.0.0.0:143`) that only say "use 993".
+    #[serde(default)]
+    pub imap: Vec<String>,
+    /// Plaintext POP3 addresses (e.g. `0.0.0.0:110`) that only say "use 995".
+    #[serde(default)]
+    pub pop3: Vec<String>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once, all listeners together; further clients
+    /// wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client may leave its output unread before it is dropped.
+    #[serde(default = "default_output_stall")]
+    pub output_stall_secs: u64,
+    /// Seconds the server waits for sessions to finish on shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            output_stall_secs: default_output_stall(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `coffre_server=debug,info`); `RUST_LOG` wins.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: default_log_level() }
+    }
+}
+
+fn default_imaps_listen() -> Vec<String> {
+    vec!["0.0.0.0:993".into(), "[::]:993".into()]
+}
+fn default_pop3s_listen() -> Vec<String> {
+    vec!["0.0.0.0:995".into(), "[::]:995".into()]
+}
+fn default_append_limit() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_handshake_timeout() -> u64 {
+    10
+}
+fn default_database_url() -> String {
+    "sqlite:///var/lib/coffre/accounts.db".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_mail_root() -> PathBuf {
+    PathBuf::from("/var/lib/coffre/mail")
+}
+fn default_location_template() -> String {
+    "%d/%n".into()
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_output_stall() -> u64 {
+    300
+}
+fn default_shutdown_grace() -> u64 {
+    10
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The configuration after validation: addresses parsed, paths checked.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The file as read.
+    pub config: Config,
+    /// IMAPS addresses.
+    pub imaps: Vec<SocketAddr>,
+    /// POP3S addresses.
+    pub pop3s: Vec<SocketAddr>,
+    /// Legacy IMAP notice addresses.
+    pub notice_imap: Vec<SocketAddr>,
+    /// Legacy POP3 notice addresses.
+    pub notice_pop3: Vec<SocketAddr>,
+    /// Certificate path.
+    pub cert: PathBuf,
+    /// Key path.
+    pub key: PathBuf,
+}
+
+impl Config {
+    /// Reads and parses a file; errors name the file, the line and the key.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().replace('\n', " ");
+            match line {
+                Some(l) => ConfigError(format!("line {l}: {msg}")),
+                None => ConfigError(msg),
+            }
+        })
+    }
+
+    /// Checks everything that can be checked without binding or connecting.
+    pub fn validate(self) -> Result<Validated, ConfigError> {
+        let imaps = parse_addrs("[imaps] listen", &self.imaps.listen)?;
+        let pop3s = parse_addrs("[pop3s] listen", &self.pop3s.listen)?;
+        let notice_imap = parse_addrs("[legacy_notice] imap", &self.legacy_notice.imap)?;
+        let notice_pop3 = parse_addrs("[legacy_notice] pop3", &self.legacy_notice.pop3)?;
+        if imaps.is_empty() && pop3s.is_empty() {
+            return Err(ConfigError(
+                "[imaps] listen and [pop3s] listen are both empty: nothing to serve".into(),
+            ));
+        }
+        let cert = self
+            .tls
+            .cert
+            .clone()
+            .ok_or_else(|| ConfigError("[tls] cert: missing (path to a PEM certificate chain)".into()))?;
+        let key = self
+            .tls
+            .key
+            .clone()
+            .ok_or_else(|| ConfigError("[tls] key: missing (path to a PEM private key)".into()))?;
+        if self.tls.handshake_timeout_secs == 0 {
+            return Err(ConfigError("[tls] handshake_timeout_secs: must be at least 1".into()));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError("[limits] max_connections: must be at least 1".into()));
+        }
+        if self.imaps.append_limit == 0 || self.imaps.append_limit > u64::from(u32::MAX) {
+            return Err(ConfigError("[imaps] append_limit: must be between 1 and 4294967295".into()));
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("mysql://")
+            || url.starts_with("mariadb://"))
+        {
+            return Err(ConfigError(format!(
+                "[database] url: {url:?} is not a sqlite:, postgres:// or mysql:// URL"
+            )));
+        }
+        if !self.storage.mail_root.is_absolute() {
+            return Err(ConfigError(format!(
+                "[storage] mail_root: {} must be an absolute path",
+                self.storage.mail_root.display()
+            )));
+        }
+        Ok(Validated { config: self, imaps, pop3s, notice_imap, notice_pop3, cert, key })
+    }
+}
+
+fn parse_addrs(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "{key}: {a:?} is not an IP address with a port (e.g. \"0.0.0.0:993\" or \"[::]:993\")"
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> &'static str {
+        "[imaps]\nlisten = [\"127.0.0.1:0\"]\n[pop3s]\nlisten = []\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[storage]\nmail_root = \"/m\"\n"
+    }
+
+    #[test]
+    fn defaults_fill_missing_sections() {
+        let c = Config::parse(valid()).unwrap().validate().unwrap();
+        assert_eq!(c.imaps, vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
+        assert!(c.pop3s.is_empty());
+        assert_eq!(c.config.database.url, "sqlite:///var/lib/coffre/accounts.db");
+        assert_eq!(c.config.storage.location_template, "%d/%n");
+        assert_eq!(c.config.imaps.append_limit, 50 * 1024 * 1024);
+        assert!(c.notice_imap.is_empty());
+    }
+
+    #[test]
+    fn default_config_equals_empty_file() {
+        let from_file = toml::to_string(&Config::parse("").unwrap()).unwrap();
+        let from_code = toml::to_string(&Config::default()).unwrap();
+        assert_eq!(from_file, from_code);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let err = Config::parse("[tls]\ncert = \"/c\"\ncertificate = \"/x\"\n").unwrap_err().0;
+        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(err.contains("unknown field `certificate`"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let text = valid().replace("127.0.0.1:0", "localhost:993");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err().0;
+        assert_eq!(
+            err,
+            "[imaps] listen: \"localhost:993\" is not an IP address with a port (e.g. \"0.0.0.0:993\" or \"[::]:993\")"
+        );
+    }
+
+    #[test]
+    fn missing_cert_is_named() {
+        let text = valid().replace("cert = \"/c.pem\"\n", "");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err().0;
+        assert!(err.starts_with("[tls] cert: missing"), "{err}");
+    }
+
+    #[test]
+    fn bad_database_url_is_named() {
+        let text = format!("{}[database]\nurl = \"redis://x\"\n", valid());
+        let err = Config::parse(&text).unwrap().validate().unwrap_err().0;
+        assert!(err.starts_with("[database] url:"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The annotated production example must stay a valid configuration.
+    #[test]
+    fn deploy_example_parses_and_validates() {
+        let text = include_str!("../../../deploy/coffre.toml");
+        let c = Config::parse(text).unwrap().validate().unwrap();
+        assert_eq!(c.imaps.len(), 2);
+        assert_eq!(c.pop3s.len(), 2);
+        assert!(c.notice_imap.is_empty());
+    }
+}

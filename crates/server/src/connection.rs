@@ -1,0 +1,142 @@
+//! The per-connection driver: the only place where a session meets a socket.
+//!
+//! ```text
+//!  socket ──read──▶ session.enqueue_input ──▶ session.process ──▶ out ──write──▶ socket
+//! ```
+//!
+//! One command runs at a time: the next input is read only after the previous
+//! responses were written, so a client that stops reading also stops being
+//! read (back-pressure). Writes have a stall timeout; reads have the
+//! session's idle timeout (short before login, RFC minima after). On shutdown
+//! the command in progress finishes, then the session says goodbye.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// What the driver does after `process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing complete is buffered: read more input.
+    NeedInput,
+    /// A command was handled; write the output, then process again.
+    Continue,
+    /// The session is over: write the output and close.
+    Close,
+}
+
+/// What the driver needs of a protocol session (IMAP or POP3).
+pub trait ProtocolSession: Send {
+    /// The greeting, written right after the TLS handshake.
+    fn greeting(&mut self, out: &mut Vec<u8>);
+    /// Bytes read from the client.
+    fn enqueue_input(&mut self, bytes: &[u8]);
+    /// Handles at most one buffered command.
+    fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send;
+    /// How long the client may stay silent in the current state.
+    fn idle_timeout(&self) -> Duration;
+    /// The goodbye on server shutdown.
+    fn shutdown(&mut self, out: &mut Vec<u8>);
+}
+
+/// How a connection ended, for the close log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The session ended normally (LOGOUT, QUIT, too many failures).
+    SessionEnd,
+    /// The client closed the connection.
+    ClientClosed,
+    /// The client was silent too long.
+    IdleTimeout,
+    /// The client stopped reading our output.
+    OutputStall,
+    /// A socket error.
+    SocketError,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Read buffer size: one TLS record's worth of plaintext.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs a session over an established (TLS) stream until it ends.
+pub async fn drive<S, T>(
+    session: &mut S,
+    stream: &mut T,
+    shutdown: &CancellationToken,
+    output_stall: Duration,
+) -> CloseReason
+where
+    S: ProtocolSession,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut out = Vec::with_capacity(4096);
+    session.greeting(&mut out);
+    if write_out(stream, &mut out, output_stall).await.is_err() {
+        return CloseReason::SocketError;
+    }
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        // Handle everything already buffered, one command at a time, writing
+        // each command's output before the next is looked at.
+        loop {
+            let next = session.process(&mut out).await;
+            if let Err(reason) = write_out(stream, &mut out, output_stall).await {
+                return reason;
+            }
+            match next {
+                Next::NeedInput => break,
+                Next::Continue => continue,
+                Next::Close => {
+                    let _ = stream.shutdown().await;
+                    return CloseReason::SessionEnd;
+                }
+            }
+        }
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                session.shutdown(&mut out);
+                let _ = write_out(stream, &mut out, output_stall).await;
+                let _ = stream.shutdown().await;
+                return CloseReason::Shutdown;
+            }
+            r = tokio::time::timeout(session.idle_timeout(), stream.read(&mut buf)) => r,
+        };
+        match read {
+            Err(_elapsed) => {
+                let _ = stream.shutdown().await;
+                return CloseReason::IdleTimeout;
+            }
+            Ok(Ok(0)) => return CloseReason::ClientClosed,
+            Ok(Ok(n)) => session.enqueue_input(&buf[..n]),
+            Ok(Err(_)) => return CloseReason::SocketError,
+        }
+    }
+}
+
+async fn write_out<T>(stream: &mut T, out: &mut Vec<u8>, stall: Duration) -> Result<(), CloseReason>
+where
+    T: AsyncWrite + Unpin,
+{
+    if out.is_empty() {
+        return Ok(());
+    }
+    let result = tokio::time::timeout(stall, async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    })
+    .await;
+    out.clear();
+    // Give back memory after a large response (a big BODY[] or RETR).
+    if out.capacity() > 256 * 1024 {
+        out.shrink_to(4096);
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(CloseReason::SocketError),
+        Err(_) => Err(CloseReason::OutputStall),
+    }
+}

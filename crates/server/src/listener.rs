@@ -1,0 +1,220 @@
+//! Listeners: the IMAPS/POP3S accept loops (TLS first, always) and the
+//! refuse-only notices on the old plaintext ports.
+//!
+//! A connection permit is taken *before* `accept`, so at the cap the server
+//! stops accepting instead of accepting and dropping (mini-redis' design).
+//! Each connection runs in its own task, tracked for graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::connection::{CloseReason, ProtocolSession, drive};
+use crate::tls::version_name;
+
+/// Which protocol a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// IMAP4rev1 over TLS (993).
+    Imaps,
+    /// POP3 over TLS (995).
+    Pop3s,
+}
+
+impl Protocol {
+    /// Name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Imaps => "imaps",
+            Protocol::Pop3s => "pop3s",
+        }
+    }
+}
+
+/// Counters shared by all listeners (exported as metrics later).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted on TLS listeners.
+    pub connections: AtomicU64,
+    /// TLS handshakes that failed or timed out (plaintext, scanners…).
+    pub handshake_failures: AtomicU64,
+    /// Hits on the legacy plaintext IMAP notice.
+    pub legacy_imap_hits: AtomicU64,
+    /// Hits on the legacy plaintext POP3 notice.
+    pub legacy_pop3_hits: AtomicU64,
+}
+
+/// What every connection task needs, shared.
+pub struct Shared<F> {
+    /// TLS configuration.
+    pub acceptor: TlsAcceptor,
+    /// Builds a session for a connection.
+    pub factory: F,
+    /// Server shutdown.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Connection cap, all listeners together.
+    pub permits: Arc<Semaphore>,
+    /// TLS handshake deadline.
+    pub handshake_timeout: Duration,
+    /// How long a client may leave output unread.
+    pub output_stall: Duration,
+    /// Counters.
+    pub counters: Arc<Counters>,
+    /// Source of session ids.
+    pub next_session_id: Arc<AtomicU64>,
+}
+
+/// Builds the protocol session for one connection.
+pub trait SessionFactory: Send + Sync + 'static {
+    /// The session type.
+    type Session: ProtocolSession + 'static;
+    /// A new session for a peer, after the TLS handshake.
+    fn make(&self, peer: SocketAddr, session_id: u64, tls: String) -> Self::Session;
+    /// Which protocol this is.
+    fn protocol(&self) -> Protocol;
+}
+
+/// Accepts TLS connections until shutdown.
+pub async fn serve_tls<F: SessionFactory>(listener: TcpListener, shared: Arc<Shared<F>>) {
+    let protocol = shared.factory.protocol();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            p = shared.permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (socket, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => { backoff = Duration::from_millis(10); x }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(protocol = protocol.as_str(), error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let session_id = shared.next_session_id.fetch_add(1, Ordering::Relaxed);
+        shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let shared2 = shared.clone();
+        let span = info_span!("conn", proto = protocol.as_str(), %peer, session = session_id);
+        shared.tracker.spawn(
+            async move {
+                handle_tls_connection(socket, peer, session_id, shared2).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn handle_tls_connection<F: SessionFactory>(
+    socket: TcpStream,
+    peer: SocketAddr,
+    session_id: u64,
+    shared: Arc<Shared<F>>,
+) {
+    let started = Instant::now();
+    let _ = socket.set_nodelay(true);
+    info!("connection opened");
+    let handshake = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        r = tokio::time::timeout(shared.handshake_timeout, shared.acceptor.accept(socket)) => r,
+    };
+    let mut stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            shared.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            info!(error = %e, "TLS handshake failed; closed");
+            return;
+        }
+        Err(_) => {
+            shared.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            info!("TLS handshake timed out; closed");
+            return;
+        }
+    };
+    let tls = version_name(stream.get_ref().1.protocol_version());
+    let kx = stream
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()))
+        .unwrap_or_default();
+    info!(tls = %tls, kx = %kx, "TLS established");
+    let mut session = shared.factory.make(peer, session_id, tls);
+    let reason: CloseReason =
+        drive(&mut session, &mut stream, &shared.shutdown, shared.output_stall).await;
+    info!(reason = ?reason, secs = started.elapsed().as_secs_f32(), "connection closed");
+}
+
+/// The one line a legacy plaintext listener writes.
+pub fn notice_line(protocol: Protocol) -> &'static [u8] {
+    match protocol {
+        Protocol::Imaps => b"* BYE Plaintext IMAP is closed: use IMAPS on port 993 (SSL/TLS)\r\n",
+        Protocol::Pop3s => b"-ERR Plaintext POP3 is closed: use POP3S on port 995 (SSL/TLS)\r\n",
+    }
+}
+
+/// A refuse-only plaintext listener: on connect it writes one line, then
+/// closes without reading anything, so no credential is ever read in clear.
+pub async fn serve_notice(
+    listener: TcpListener,
+    protocol: Protocol,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    counters: Arc<Counters>,
+) {
+    // Notices are tiny, but a flood must still not make unbounded tasks.
+    let permits = Arc::new(Semaphore::new(256));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (mut socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "legacy notice accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let hits = match protocol {
+            Protocol::Imaps => counters.legacy_imap_hits.fetch_add(1, Ordering::Relaxed),
+            Protocol::Pop3s => counters.legacy_pop3_hits.fetch_add(1, Ordering::Relaxed),
+        } + 1;
+        let name = match protocol {
+            Protocol::Imaps => "imap",
+            Protocol::Pop3s => "pop3",
+        };
+        info!(%peer, protocol = name, hits, "legacy plaintext connection refused with notice");
+        tracker.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                socket.write_all(notice_line(protocol)).await?;
+                socket.shutdown().await
+            })
+            .await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,136 @@
+//! Adapters from the protocol sessions to the driver's [`ProtocolSession`],
+//! and the factories that build a session per connection from the config.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use account_auth::sql::SqlAccounts;
+use maildir_store::MaildirStore;
+
+use crate::config::Config;
+use crate::connection::{Next, ProtocolSession};
+use crate::listener::{Protocol, SessionFactory};
+
+/// Builds IMAP sessions.
+pub struct ImapFactory {
+    store: Arc<MaildirStore>,
+    auth: Arc<SqlAccounts>,
+    config: Arc<imap_session::ImapConfig>,
+}
+
+impl ImapFactory {
+    /// From the `[imaps]` section.
+    pub fn new(store: Arc<MaildirStore>, auth: Arc<SqlAccounts>, cfg: &Config) -> Self {
+        let config = imap_session::ImapConfig {
+            max_literal: cfg.imaps.append_limit,
+            ..imap_session::ImapConfig::default()
+        };
+        Self { store, auth, config: Arc::new(config) }
+    }
+}
+
+/// An IMAP session on the production store and accounts.
+pub struct ImapConn(imap_session::ImapSession<MaildirStore, SqlAccounts>);
+
+impl SessionFactory for ImapFactory {
+    type Session = ImapConn;
+
+    fn make(&self, peer: SocketAddr, session_id: u64, tls: String) -> ImapConn {
+        let conn = imap_session::ConnectionInfo { peer, session_id, tls };
+        ImapConn(imap_session::ImapSession::new(
+            self.store.clone(),
+            self.auth.clone(),
+            self.config.clone(),
+            conn,
+        ))
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Imaps
+    }
+}
+
+impl ProtocolSession for ImapConn {
+    fn greeting(&mut self, out: &mut Vec<u8>) {
+        self.0.greeting(out)
+    }
+    fn enqueue_input(&mut self, bytes: &[u8]) {
+        self.0.enqueue_input(bytes)
+    }
+    fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send {
+        async move {
+            match self.0.process(out).await {
+                imap_session::Next::NeedInput => Next::NeedInput,
+                imap_session::Next::Continue => Next::Continue,
+                imap_session::Next::Close => Next::Close,
+            }
+        }
+    }
+    fn idle_timeout(&self) -> Duration {
+        self.0.idle_timeout()
+    }
+    fn shutdown(&mut self, out: &mut Vec<u8>) {
+        self.0.shutdown(out)
+    }
+}
+
+/// Builds POP3 sessions.
+pub struct Pop3Factory {
+    store: Arc<MaildirStore>,
+    auth: Arc<SqlAccounts>,
+    config: Arc<pop3_session::Pop3Config>,
+}
+
+impl Pop3Factory {
+    /// From the `[pop3s]` section.
+    pub fn new(store: Arc<MaildirStore>, auth: Arc<SqlAccounts>, _cfg: &Config) -> Self {
+        Self { store, auth, config: Arc::new(pop3_session::Pop3Config::default()) }
+    }
+}
+
+/// A POP3 session on the production store and accounts.
+pub struct Pop3Conn(pop3_session::Pop3Session<MaildirStore, SqlAccounts>);
+
+impl SessionFactory for Pop3Factory {
+    type Session = Pop3Conn;
+
+    fn make(&self, peer: SocketAddr, session_id: u64, tls: String) -> Pop3Conn {
+        let conn = pop3_session::ConnectionInfo { peer, session_id, tls };
+        Pop3Conn(pop3_session::Pop3Session::new(
+            self.store.clone(),
+            self.auth.clone(),
+            self.config.clone(),
+            conn,
+        ))
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Pop3s
+    }
+}
+
+impl ProtocolSession for Pop3Conn {
+    fn greeting(&mut self, out: &mut Vec<u8>) {
+        self.0.greeting(out)
+    }
+    fn enqueue_input(&mut self, bytes: &[u8]) {
+        self.0.enqueue_input(bytes)
+    }
+    fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send {
+        async move {
+            match self.0.process(out).await {
+                pop3_session::Next::NeedInput => Next::NeedInput,
+                pop3_session::Next::Continue => Next::Continue,
+                pop3_session::Next::Close => Next::Close,
+            }
+        }
+    }
+    fn idle_timeout(&self) -> Duration {
+        self.0.idle_timeout()
+    }
+    fn shutdown(&mut self, out: &mut Vec<u8>) {
+        self.0.shutdown(out)
+    }
+}

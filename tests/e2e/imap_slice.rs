@@ -1,0 +1,124 @@
+//! The IMAP thin slice: CAPABILITY, LOGIN, SELECT, UID FETCH BODY[], LOGOUT
+//! over TLS, byte for byte, with curl as a real client too.
+
+use crate::harness::*;
+
+/// Parses a whole server transcript with imap-proto (a second, independent
+/// parser of our syntax); panics on anything it cannot parse.
+pub fn assert_parses(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        match imap_proto::Response::parse(bytes) {
+            Ok((rest, _)) => {
+                bytes = rest;
+                n += 1;
+            }
+            Err(e) => panic!("imap-proto cannot parse {:?}: {e:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn imap_slice_byte_for_byte() {
+    let server = TestServer::start();
+    let mut c = Client::connect(server.imaps, &server.ca).await;
+    let greeting = c.line().await;
+    assert!(greeting.starts_with("* OK "), "{greeting}");
+    assert_parses(greeting.as_bytes());
+
+    c.send(b"a1 CAPABILITY\r\n").await;
+    let caps = c.until_tagged("a1").await;
+    let text = String::from_utf8_lossy(&caps).to_string();
+    assert!(text.starts_with("* CAPABILITY IMAP4rev1 "), "{text}");
+    assert!(text.contains("AUTH=PLAIN"), "{text}");
+    assert!(!text.contains("STARTTLS") && !text.contains("LOGINDISABLED"), "{text}");
+    assert!(text.ends_with("a1 OK CAPABILITY completed\r\n") || text.contains("\r\na1 OK "), "{text}");
+    assert_parses(&caps);
+
+    c.send(format!("a2 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes()).await;
+    let login = c.until_tagged("a2").await;
+    assert!(String::from_utf8_lossy(&login).contains("a2 OK"), "{}", String::from_utf8_lossy(&login));
+    assert_parses(&login);
+
+    c.send(b"a3 SELECT INBOX\r\n").await;
+    let select = c.until_tagged("a3").await;
+    let text = String::from_utf8_lossy(&select).to_string();
+    assert!(text.contains("* 1 EXISTS\r\n"), "{text}");
+    assert!(text.contains("[UIDVALIDITY "), "{text}");
+    assert!(text.contains("[UIDNEXT 2]"), "{text}");
+    assert!(text.contains("a3 OK [READ-WRITE]"), "{text}");
+    assert_parses(&select);
+
+    c.send(b"a4 UID FETCH 1 BODY[]\r\n").await;
+    let fetch = c.until_tagged("a4").await;
+    assert_parses(&fetch);
+    let msg = sample_message();
+    let literal = format!("BODY[] {{{}}}\r\n", msg.len());
+    let text = String::from_utf8_lossy(&fetch).to_string();
+    let start = text.find(&literal).unwrap_or_else(|| panic!("no literal header in {text}")) + literal.len();
+    assert_eq!(&fetch[start..start + msg.len()], &msg[..], "message bytes differ");
+    assert!(text.contains("UID 1"), "{text}");
+    assert!(text.contains("a4 OK"), "{text}");
+
+    c.send(b"a5 LOGOUT\r\n").await;
+    let bye = c.until_tagged("a5").await;
+    assert!(String::from_utf8_lossy(&bye).starts_with("* BYE"), "{}", String::from_utf8_lossy(&bye));
+    assert_parses(&bye);
+    assert!(c.rest().await.is_empty(), "server must close after LOGOUT");
+
+    let log = server.log();
+    assert!(log.contains(USER), "login not logged: {log}");
+    assert!(!log.contains(PASSWORD), "password leaked into the log");
+}
+
+#[tokio::test]
+async fn imap_wrong_password_is_no() {
+    let server = TestServer::start();
+    let mut c = Client::connect(server.imaps, &server.ca).await;
+    c.line().await;
+    c.send(format!("a1 LOGIN {USER} Tr0ub4dor-guess\r\n").as_bytes()).await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a1").await).to_string();
+    assert!(r.starts_with("a1 NO "), "{r}");
+    assert!(r.contains("[AUTHENTICATIONFAILED]"), "{r}");
+    // Unknown user: the same answer.
+    c.send(b"a2 LOGIN nobody@example.org Tr0ub4dor-guess\r\n").await;
+    let r2 = String::from_utf8_lossy(&c.until_tagged("a2").await).to_string();
+    assert_eq!(r.replacen("a1", "a2", 1), r2);
+    assert!(!server.log().contains("Tr0ub4dor-guess"));
+}
+
+#[test]
+fn curl_reads_the_message_over_imaps() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = TestServer::start();
+    let url = format!("imaps://localhost:{}/INBOX;UID=1", server.imaps.port());
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
+        .arg(&server.ca)
+        .args([&url, "-u", &format!("{USER}:{PASSWORD}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl failed: {}\nserver log: {}", String::from_utf8_lossy(&out.stderr), server.log());
+    assert_eq!(out.stdout, sample_message());
+}
+
+#[test]
+fn curl_wrong_password_fails_over_imaps() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = TestServer::start();
+    let url = format!("imaps://localhost:{}/INBOX;UID=1", server.imaps.port());
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--max-time", "20", "--cacert"])
+        .arg(&server.ca)
+        .args([&url, "-u", &format!("{USER}:nope")])
+        .output()
+        .unwrap();
+    // curl exits 67 on "login denied".
+    assert_eq!(out.status.code(), Some(67), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `coffre` binary over real TLS on 127.0.0.1,
+//! with a real SQLite file and a real Maildir, spoken to by a tokio-rustls
+//! client (every response also parsed by the independent `imap-proto`
+//! parser) and by real clients (curl, openssl s_client).
+
+mod harness;
+
+mod config_errors;
+mod dev_mode;
+mod imap_slice;
+mod notice;
+mod pop3_slice;
+mod shutdown;
+mod tls;
