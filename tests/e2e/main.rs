@@ -5,10 +5,14 @@
 
 mod harness;
 
+mod accounts;
 mod config_errors;
 mod dev_mode;
+mod imap_clients;
 mod imap_slice;
 mod notice;
+mod pop3_clients;
 mod pop3_slice;
+mod reload;
 mod shutdown;
 mod tls;

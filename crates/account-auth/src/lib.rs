@@ -2,8 +2,9 @@
 //!
 //! The [`Authenticator`] trait the protocol sessions call, the account record
 //! they get back, [`Secret`] for passwords, and SASL PLAIN decoding (RFC 4616).
-//! The SQL implementation (sqlx: SQLite, PostgreSQL, MariaDB), password
-//! schemes and throttling live in the submodules.
+//! The SQL implementation (sqlx: SQLite, PostgreSQL, MariaDB) with the
+//! admin's own queries as an option, password schemes, throttling and the
+//! audit counters live in the submodules.
 //!
 //! What this crate does **not** do: sockets, protocol encoding, mail storage.
 #![forbid(unsafe_code)]
@@ -12,8 +13,12 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 
+pub use audit::{AuthCounters, AuthCounts};
+
+pub mod audit;
 pub mod password;
 pub mod pool;
+pub mod query;
 pub mod sasl;
 pub mod sql;
 #[cfg(feature = "testing")]

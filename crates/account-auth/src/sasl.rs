@@ -10,10 +10,10 @@
 //!
 //! The input is the client's message *after* base64 decoding (that belongs to
 //! the protocol crates). Each field is accepted up to
-//! [`MAX_CREDENTIAL_LEN`](crate::MAX_CREDENTIAL_LEN) octets, more than the
+//! [`MAX_CREDENTIAL_LEN`] octets, more than the
 //! RFC's 255 minimum, the same limit as `LOGIN`. The authorization identity
 //! must be empty or name the authentication identity itself (after
-//! [`normalize_login`](crate::normalize_login)): this server does not let one
+//! [`normalize_login`]): this server does not let one
 //! user act as another.
 
 use crate::{AuthError, MAX_CREDENTIAL_LEN, Secret, normalize_login};

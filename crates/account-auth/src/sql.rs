@@ -8,7 +8,7 @@
 //! The backend is chosen by the URL scheme: `sqlite:` (`sqlite://path?mode=rwc`
 //! creates the file), `postgres://`/`postgresql://`, `mysql://`/`mariadb://`.
 //! Queries are runtime `sqlx::query` strings, one small table of statements per
-//! backend ([`Statements`]): MariaDB takes `?` placeholders where SQLite and
+//! backend (`Statements`): MariaDB takes `?` placeholders where SQLite and
 //! PostgreSQL take `$n`, and each has its own "now". Rows are mapped by hand.
 //!
 //! Logins are stored in the form [`normalize_login`] gives (domain part
@@ -18,7 +18,15 @@
 //! Hashing runs on the bounded [`HashPool`]. A successful login with a legacy
 //! or outdated hash replaces it by a fresh argon2id hash with a
 //! compare-and-swap on the old value, so a concurrent admin reset wins.
+//!
+//! Instead of the built-in table, the admin may give their own lookup query
+//! (`SqlOptions::user_query`, like Dovecot's `password_query`) and optionally
+//! the statement that stores a rehashed password (`update_password_query`);
+//! their `%{name}` parameters are converted and bound by [`crate::query`],
+//! both are prepared (and their columns and parameters checked) at connect,
+//! and result columns are decoded loosely (`custom_from_row`).
 
+use std::future::poll_fn;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +35,16 @@ use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{ColumnIndex, Decode, Row, SqlSafeStr, Type};
-use tracing::{info, warn};
+use sqlx::{
+    AssertSqlSafe, Column, ColumnIndex, Decode, Executor, Row, SqlSafeStr, SqlStr, Statement, Type,
+};
+use tracing::{debug, info, warn};
 
 use crate::password::{
     self, Argon2Params, PasswordError, Scheme, Verification, hash_password, scheme_of, verify_with,
 };
 use crate::pool::HashPool;
+use crate::query::{LOOKUP_PARAMS, NamedQuery, Param, UPDATE_PARAMS, convert, login_part};
 use crate::{
     Account, AuthError, Authenticator, InvalidLogin, LoginAttempt, MAX_CREDENTIAL_LEN, Secret,
     check_credentials, normalize_login,
@@ -154,6 +165,20 @@ pub enum DbError {
         /// What is wrong.
         reason: String,
     },
+    /// A configured custom query is unusable.
+    #[error("{which}: {reason}")]
+    CustomQuery {
+        /// `user_query` or `update_password_query`.
+        which: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An admin operation on the built-in table while `user_query` is set.
+    #[error(
+        "accounts are looked up with the configured user_query, not in coffre's accounts table; \
+         manage them in your own tables"
+    )]
+    CustomAccounts,
     /// Hashing failed, or the hash parameters are invalid.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -175,6 +200,16 @@ pub struct SqlOptions {
     pub rehash_on_login: bool,
     /// Hash jobs at once; `None` = one per core.
     pub hash_concurrency: Option<usize>,
+    /// The admin's own lookup query instead of the built-in `accounts` table
+    /// (like Dovecot's `password_query`); `None` = built-in table. Names the
+    /// login as `%{login}` (or `%{local}`/`%{domain}`); returns a
+    /// `password_hash` column and optionally `enabled`, `mail_location`,
+    /// `quota_bytes`, `quota_messages`, `login`. See [`crate::query`].
+    pub user_query: Option<String>,
+    /// With `user_query`: the statement that stores a rehashed password,
+    /// using `%{password_hash}` (new), `%{old_password_hash}` and `%{login}`.
+    /// `None` = no rehash on login for custom queries.
+    pub update_password_query: Option<String>,
 }
 
 impl Default for SqlOptions {
@@ -185,6 +220,8 @@ impl Default for SqlOptions {
             argon2: Argon2Params::default(),
             rehash_on_login: true,
             hash_concurrency: None,
+            user_query: None,
+            update_password_query: None,
         }
     }
 }
@@ -224,6 +261,8 @@ impl AccountRow {
 /// What authentication needs from a row.
 #[derive(Debug, Clone)]
 struct StoredAccount {
+    /// The key the row was found by, for updates: the canonical login, or
+    /// the custom query's `login` column as the table stores it.
     login: String,
     password_hash: String,
     enabled: bool,
@@ -405,7 +444,27 @@ pub struct SqlAccounts {
     /// A hash with the configured parameters, verified for unknown and
     /// disabled accounts so they cost the same time as real ones.
     dummy_hash: Arc<str>,
+    /// The admin's own queries, if configured.
+    custom: Option<Arc<CustomQueries>>,
 }
+
+/// `SqlOptions::user_query` and `update_password_query`, converted.
+#[derive(Debug)]
+struct CustomQueries {
+    lookup: NamedQuery,
+    lookup_sql: SqlStr,
+    update: Option<(NamedQuery, SqlStr)>,
+}
+
+/// Columns a custom lookup query may return.
+const CUSTOM_COLUMNS: &[&str] = &[
+    "password_hash",
+    "enabled",
+    "mail_location",
+    "quota_bytes",
+    "quota_messages",
+    "login",
+];
 
 impl SqlAccounts {
     /// Connects with default [`SqlOptions`].
@@ -464,6 +523,26 @@ impl SqlAccounts {
                 )
             }
         };
+        let custom = match options.user_query.as_deref() {
+            Some(q) => {
+                let custom =
+                    prepare_custom(&db, backend, q, options.update_password_query.as_deref())
+                        .await?;
+                info!(
+                    target: "coffre::auth",
+                    rehash = custom.update.is_some() && options.rehash_on_login,
+                    "accounts are looked up with user_query"
+                );
+                Some(Arc::new(custom))
+            }
+            None if options.update_password_query.is_some() => {
+                return Err(DbError::CustomQuery {
+                    which: "update_password_query",
+                    reason: "set without user_query".to_owned(),
+                });
+            }
+            None => None,
+        };
         let hashes = options
             .hash_concurrency
             .map_or_else(HashPool::per_core, HashPool::new);
@@ -480,7 +559,22 @@ impl SqlAccounts {
             rehash_on_login: options.rehash_on_login,
             hashes,
             dummy_hash: dummy_hash.into(),
+            custom,
         })
+    }
+
+    /// Whether accounts come from the admin's own `user_query`.
+    pub fn uses_custom_query(&self) -> bool {
+        self.custom.is_some()
+    }
+
+    /// Admin operations work on the built-in table only.
+    fn builtin(&self) -> Result<(), DbError> {
+        if self.custom.is_some() {
+            Err(DbError::CustomAccounts)
+        } else {
+            Ok(())
+        }
     }
 
     /// The backend in use.
@@ -507,8 +601,14 @@ impl SqlAccounts {
     }
 
     /// Applies the embedded migrations. Idempotent. Refuses a database whose
-    /// applied schema version is newer than [`SCHEMA_VERSION`].
+    /// applied schema version is newer than [`SCHEMA_VERSION`]. With a
+    /// `user_query` it does nothing: coffre creates no table in a database
+    /// whose accounts it does not own.
     pub async fn migrate(&self) -> Result<(), DbError> {
+        if self.custom.is_some() {
+            info!(target: "coffre::auth", "user_query configured: no migrations applied");
+            return Ok(());
+        }
         let migrator = migrator(self.backend);
         let fail = |reason: String| DbError::Migrate {
             url: self.url.clone(),
@@ -558,18 +658,60 @@ impl SqlAccounts {
         })
     }
 
-    async fn find(&self, login: &str) -> Result<Option<StoredAccount>, sqlx::Error> {
+    async fn find(&self, login: &str) -> Result<Option<StoredAccount>, DbError> {
+        if let Some(custom) = &self.custom {
+            return self.find_custom(custom, login).await;
+        }
         let q = self.sql().find_login;
         on_pool!(&self.db, |pool| {
-            match sqlx::query(q).bind(login).fetch_optional(pool).await? {
-                Some(row) => stored_from_row(&row).map(Some),
-                None => Ok(None),
+            match sqlx::query(q).bind(login).fetch_optional(pool).await {
+                Ok(Some(row)) => stored_from_row(&row).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| query_error("looking up an account", &e))
+    }
+
+    /// Runs the custom lookup; more than one row is a configuration error
+    /// (a guessed password must never be checked against someone else's hash).
+    async fn find_custom(
+        &self,
+        custom: &CustomQueries,
+        login: &str,
+    ) -> Result<Option<StoredAccount>, DbError> {
+        let fail = |reason: String| DbError::CustomQuery {
+            which: "user_query",
+            reason,
+        };
+        on_pool!(&self.db, |pool| {
+            let mut q = sqlx::query(custom.lookup_sql.clone());
+            for p in &custom.lookup.binds {
+                q = q.bind(login_part(login, *p));
+            }
+            let mut stream = q.fetch(pool);
+            let mut rows = Vec::with_capacity(2);
+            while rows.len() < 2 {
+                match poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+                    Some(Ok(row)) => rows.push(row),
+                    Some(Err(e)) => return Err(query_error("running user_query", &e)),
+                    None => break,
+                }
+            }
+            drop(stream);
+            match rows.as_slice() {
+                [] => Ok(None),
+                [row] => custom_from_row(row, login).map(Some).map_err(fail),
+                _ => Err(fail(format!(
+                    "returned more than one row for {login:?}; it must match one account"
+                ))),
             }
         })
     }
 
     /// Adds an enabled account with an argon2id hash of `password`.
     pub async fn add_user(&self, login: &str, password: &Secret) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let hash = self.hash_new(password).await?;
         let q = self.sql().insert;
@@ -593,6 +735,7 @@ impl SqlAccounts {
 
     /// Replaces an account's password (argon2id).
     pub async fn set_password(&self, login: &str, password: &Secret) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let hash = self.hash_new(password).await?;
         let q = self.sql().set_password;
@@ -610,6 +753,7 @@ impl SqlAccounts {
 
     /// Enables or disables an account.
     pub async fn set_enabled(&self, login: &str, enabled: bool) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let q = self.sql().set_enabled;
         let n = on_pool!(&self.db, |pool| {
@@ -631,6 +775,7 @@ impl SqlAccounts {
         bytes: Option<u64>,
         messages: Option<u64>,
     ) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let to_i64 = |v: Option<u64>, what| {
             v.map(i64::try_from)
@@ -659,6 +804,7 @@ impl SqlAccounts {
         login: &str,
         location: Option<&str>,
     ) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let q = self.sql().set_mail_location;
         let n = on_pool!(&self.db, |pool| {
@@ -675,6 +821,7 @@ impl SqlAccounts {
 
     /// Deletes an account (its mail is not touched).
     pub async fn delete_user(&self, login: &str) -> Result<(), DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let q = self.sql().delete;
         let n = on_pool!(&self.db, |pool| {
@@ -690,6 +837,7 @@ impl SqlAccounts {
 
     /// All accounts, by login.
     pub async fn list_users(&self) -> Result<Vec<AccountRow>, DbError> {
+        self.builtin()?;
         let q = self.sql().list_rows;
         let rows = on_pool!(&self.db, |pool| {
             sqlx::query(q)
@@ -704,6 +852,7 @@ impl SqlAccounts {
 
     /// One account, by login (normalised first).
     pub async fn get_user(&self, login: &str) -> Result<Option<AccountRow>, DbError> {
+        self.builtin()?;
         let login = canonical(login)?;
         let q = self.sql().get_row;
         let row = on_pool!(&self.db, |pool| {
@@ -735,12 +884,7 @@ impl SqlAccounts {
         };
         let stored = match self.find(&login).await {
             Ok(s) => s,
-            Err(e) => {
-                return Outcome::fail(
-                    AuthError::Unavailable(query_error("looking up an account", &e).to_string()),
-                    "unavailable",
-                );
-            }
+            Err(e) => return Outcome::fail(AuthError::Unavailable(e.to_string()), "unavailable"),
         };
         let usable = stored
             .as_ref()
@@ -788,7 +932,14 @@ impl SqlAccounts {
             };
         }
         if v.needs_rehash && self.rehash_on_login {
-            self.rehash(&stored, &attempt.password, &v).await;
+            if self.custom.as_ref().is_some_and(|c| c.update.is_none()) {
+                debug!(
+                    target: "coffre::auth", login = ?stored.login,
+                    "hash not rehashed: user_query without update_password_query"
+                );
+            } else {
+                self.rehash(&stored, &attempt.password, &v).await;
+            }
         }
         self.touch_last_login(&stored.login).await;
         Outcome {
@@ -829,12 +980,34 @@ impl SqlAccounts {
     /// Replaces the stored hash by `new` only if it is still `old`
     /// (compare-and-swap), so that a password change made meanwhile wins.
     /// Returns whether the hash was replaced. `login` must be canonical.
+    /// With a `user_query`, runs `update_password_query` (an error if none).
     pub async fn replace_hash_if_unchanged(
         &self,
         login: &str,
         old: &str,
         new: &str,
     ) -> Result<bool, DbError> {
+        if let Some(custom) = &self.custom {
+            let Some((update, sql)) = &custom.update else {
+                return Err(DbError::CustomQuery {
+                    which: "update_password_query",
+                    reason: "not configured".to_owned(),
+                });
+            };
+            return on_pool!(&self.db, |pool| {
+                let mut q = sqlx::query(sql.clone());
+                for p in &update.binds {
+                    q = q.bind(match p {
+                        Param::PasswordHash => new,
+                        Param::OldPasswordHash => old,
+                        other => login_part(login, *other),
+                    });
+                }
+                q.execute(pool).await.map(|r| r.rows_affected())
+            })
+            .map(|n| n > 0)
+            .map_err(|e| query_error("running update_password_query", &e));
+        }
         let q = self.sql().swap_hash;
         on_pool!(&self.db, |pool| {
             sqlx::query(q)
@@ -850,6 +1023,9 @@ impl SqlAccounts {
     }
 
     async fn touch_last_login(&self, login: &str) {
+        if self.custom.is_some() {
+            return;
+        }
         let q = self.sql().touch_last_login;
         let done = on_pool!(&self.db, |pool| sqlx::query(q)
             .bind(login)
@@ -1016,6 +1192,252 @@ where
     })
 }
 
+/// Converts and prepares the custom queries, checking what can be checked
+/// before the first login: parameters, bind count, the lookup's columns.
+async fn prepare_custom(
+    db: &Db,
+    backend: Backend,
+    lookup: &str,
+    update: Option<&str>,
+) -> Result<CustomQueries, DbError> {
+    let bad = |which: &'static str, reason: String| DbError::CustomQuery { which, reason };
+    let converted = convert(lookup, backend, LOOKUP_PARAMS).map_err(|r| bad("user_query", r))?;
+    if !converted.uses(Param::Login) && !converted.uses(Param::Local) {
+        return Err(bad(
+            "user_query",
+            "must name the login as %{login} (or %{local})".to_owned(),
+        ));
+    }
+    let lookup_sql = AssertSqlSafe(converted.sql.clone()).into_sql_str();
+    let (columns, params) = on_pool!(db, |pool| {
+        pool.prepare(lookup_sql.clone()).await.map(|st| {
+            let columns: Vec<String> = st.columns().iter().map(|c| c.name().to_owned()).collect();
+            (columns, bind_count(st.parameters()))
+        })
+    })
+    .map_err(|e| bad("user_query", describe(&e)))?;
+    check_bind_count(params, &converted).map_err(|r| bad("user_query", r))?;
+    if !columns
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("password_hash"))
+    {
+        return Err(bad(
+            "user_query",
+            "returns no password_hash column (alias it: SELECT password AS password_hash …)"
+                .to_owned(),
+        ));
+    }
+    if let Some(unknown) = columns
+        .iter()
+        .find(|c| !CUSTOM_COLUMNS.iter().any(|k| c.eq_ignore_ascii_case(k)))
+    {
+        return Err(bad(
+            "user_query",
+            format!(
+                "returns a column {unknown:?} coffre does not know; columns: {}",
+                CUSTOM_COLUMNS.join(", ")
+            ),
+        ));
+    }
+    let update = match update {
+        None => None,
+        Some(template) => {
+            let which = "update_password_query";
+            let converted = convert(template, backend, UPDATE_PARAMS).map_err(|r| bad(which, r))?;
+            for (needed, what) in [
+                (Param::PasswordHash, "%{password_hash} (the new hash)"),
+                (
+                    Param::OldPasswordHash,
+                    "%{old_password_hash} (so a password changed meanwhile is not overwritten)",
+                ),
+            ] {
+                if !converted.uses(needed) {
+                    return Err(bad(which, format!("must use {what}")));
+                }
+            }
+            if !converted.uses(Param::Login) && !converted.uses(Param::Local) {
+                return Err(bad(which, "must name the login as %{login}".to_owned()));
+            }
+            let sql = AssertSqlSafe(converted.sql.clone()).into_sql_str();
+            let params = on_pool!(db, |pool| pool
+                .prepare(sql.clone())
+                .await
+                .map(|st| bind_count(st.parameters())))
+            .map_err(|e| bad(which, describe(&e)))?;
+            check_bind_count(params, &converted).map_err(|r| bad(which, r))?;
+            Some((converted, sql))
+        }
+    };
+    Ok(CustomQueries {
+        lookup: converted,
+        lookup_sql,
+        update,
+    })
+}
+
+fn bind_count<T>(p: Option<sqlx::Either<&[T], usize>>) -> Option<usize> {
+    p.map(|e| match e {
+        sqlx::Either::Left(types) => types.len(),
+        sqlx::Either::Right(n) => n,
+    })
+}
+
+/// Placeholders the admin wrote themselves (`$1`, `?`, `:name`) would be
+/// left unbound: the statement must have exactly the ones coffre made.
+fn check_bind_count(found: Option<usize>, q: &NamedQuery) -> Result<(), String> {
+    match found {
+        Some(n) if n != q.binds.len() => Err(format!(
+            "has {n} bind parameters but only {} from %{{…}}; write values as %{{login}}, \
+             not $1, ? or :name",
+            q.binds.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a custom lookup row. Types are taken loosely: text or bytes (UTF-8)
+/// for text, any integer width for quotas, boolean, integer (0 = false) or
+/// text (`t`/`f`, `true`/`false`, `1`/`0`, `y`/`n`, `yes`/`no`) for `enabled`.
+/// A missing column takes its default: enabled, no quota, no mail location,
+/// login as typed (canonical). A NULL `password_hash` or `enabled` means the
+/// account cannot log in.
+fn custom_from_row<R>(row: &R, login: &str) -> Result<StoredAccount, String>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i16: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let col = |name: &str| {
+        row.columns()
+            .iter()
+            .position(|c| c.name().eq_ignore_ascii_case(name))
+    };
+    let hash = match col("password_hash") {
+        Some(i) => flex_text(row, i, "password_hash")?,
+        None => return Err("returned no password_hash column".to_owned()),
+    };
+    let enabled = match col("enabled") {
+        Some(i) => flex_bool(row, i)?.unwrap_or(false),
+        None => true,
+    };
+    let key = match col("login") {
+        Some(i) => flex_text(row, i, "login")?,
+        None => None,
+    }
+    .unwrap_or_else(|| login.to_owned());
+    let canonical = normalize_login(&key).map_err(|e| format!("login column {key:?}: {e}"))?;
+    let text = |name: &'static str| match col(name) {
+        Some(i) => flex_text(row, i, name),
+        None => Ok(None),
+    };
+    let number = |name: &'static str| match col(name) {
+        Some(i) => flex_int(row, i, name)
+            .and_then(|v| quota(&canonical, name, v).map_err(|e| e.to_string())),
+        None => Ok(None),
+    };
+    let account = Account {
+        login: canonical.clone(),
+        mail_location: text("mail_location")?,
+        quota_bytes: number("quota_bytes")?,
+        quota_messages: number("quota_messages")?,
+    };
+    Ok(StoredAccount {
+        login: key,
+        enabled: enabled && hash.is_some(),
+        password_hash: hash.unwrap_or_default(),
+        account,
+    })
+}
+
+/// Tries each Rust type in turn; `$row.try_get::<Option<T>>` fails on a
+/// type mismatch, so the first that fits wins.
+macro_rules! first_fit {
+    ($row:expr, $i:expr, [$($t:ty => $map:expr),+ $(,)?]) => {{
+        let mut last = String::new();
+        let mut out = None;
+        $(
+            if out.is_none() {
+                match $row.try_get::<Option<$t>, usize>($i) {
+                    Ok(v) => out = Some(v.map($map)),
+                    Err(e) => last = describe(&e),
+                }
+            }
+        )+
+        out.ok_or(last)
+    }};
+}
+
+fn flex_text<R>(row: &R, i: usize, name: &str) -> Result<Option<String>, String>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let v: Option<Result<String, String>> = first_fit!(row, i, [
+        String => Ok,
+        Vec<u8> => |b: Vec<u8>| String::from_utf8(b).map_err(|_| format!("{name} is not UTF-8")),
+    ])
+    .map_err(|e| format!("{name}: {e}"))?;
+    v.transpose()
+}
+
+fn flex_int<R>(row: &R, i: usize, name: &str) -> Result<Option<i64>, String>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i16: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let v: Option<Result<i64, String>> = first_fit!(row, i, [
+        i64 => Ok,
+        i32 => |n| Ok(i64::from(n)),
+        i16 => |n| Ok(i64::from(n)),
+        String => |t: String| t.trim().parse::<i64>().map_err(|_| format!("{name} is not a number")),
+    ])
+    .map_err(|e| format!("{name}: {e}"))?;
+    v.transpose()
+}
+
+fn flex_bool<R>(row: &R, i: usize) -> Result<Option<bool>, String>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i16: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let v: Option<Result<bool, String>> = first_fit!(row, i, [
+        bool => Ok,
+        i64 => |n| Ok(n != 0),
+        i32 => |n| Ok(n != 0),
+        i16 => |n| Ok(n != 0),
+        String => |t: String| parse_flag(&t),
+    ])
+    .map_err(|e| format!("enabled: {e}"))?;
+    v.transpose()
+}
+
+fn parse_flag(t: &str) -> Result<bool, String> {
+    match t.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "y" | "yes" | "on" => Ok(true),
+        "0" | "f" | "false" | "n" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "enabled is {:?}, not a boolean",
+            t.chars().take(20).collect::<String>()
+        )),
+    }
+}
+
 fn query_error(action: &'static str, e: &sqlx::Error) -> DbError {
     DbError::Query {
         action,
@@ -1116,6 +1538,35 @@ mod tests {
         assert!(!MYSQL_SQL.swap_hash.contains('$'));
         assert!(SQLITE_SQL.swap_hash.ends_with("password_hash = $3"));
         assert!(POSTGRES_SQL.set_quota.contains("WHERE login = $3"));
+    }
+
+    #[test]
+    fn enabled_flags_in_text() {
+        for t in ["1", "t", "TRUE", "y", "Yes", " on "] {
+            assert_eq!(parse_flag(t), Ok(true), "{t:?}");
+        }
+        for t in ["0", "f", "false", "N", "no", "off", ""] {
+            assert_eq!(parse_flag(t), Ok(false), "{t:?}");
+        }
+        let e = parse_flag("active").unwrap_err();
+        assert_eq!(e, "enabled is \"active\", not a boolean");
+    }
+
+    #[test]
+    fn bind_counts() {
+        let q = convert(
+            "SELECT 1 WHERE a = %{login}",
+            Backend::Postgres,
+            LOOKUP_PARAMS,
+        )
+        .unwrap();
+        assert_eq!(check_bind_count(Some(1), &q), Ok(()));
+        assert_eq!(check_bind_count(None, &q), Ok(()));
+        assert!(
+            check_bind_count(Some(2), &q)
+                .unwrap_err()
+                .contains("has 2 bind parameters")
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //! success, so a burst of parallel attempts cannot slip through before the
 //! first failures are recorded. Failures are forgotten after `forget_after`
 //! without one. An attempt whose slot is more than `max_wait` away is refused
-//! without checking the password (no verdict, no hashing).
+//! without checking the password (no verdict, no hashing), answered by default
+//! as a temporary failure ([`THROTTLED`]) rather than as a wrong password.
+//! [`Throttled`] also counts every answer it gives ([`AuthCounters`]).
 //!
 //! [`Throttle`] is the sans-I/O core: it takes the time as an argument.
 //! [`Throttled`] wraps any [`Authenticator`] with it, reading tokio's clock and
@@ -31,13 +33,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::info;
 
-use crate::{Account, AuthError, Authenticator, LoginAttempt, check_credentials};
+use crate::{Account, AuthCounters, AuthError, Authenticator, LoginAttempt, check_credentials};
 
 /// Throttling knobs. Defaults meet issue 4's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,15 @@ pub struct ThrottleConfig {
     pub max_wait: Duration,
     /// Keys tracked per table (100 000).
     pub max_tracked: usize,
+    /// How a refused attempt is answered (true): as a temporary failure
+    /// ([`AuthError::Unavailable`], "try again later"; the password was not
+    /// checked, so a real user behind a throttled address is not told it is
+    /// wrong) or, when false, as [`AuthError::Failed`], like a wrong password.
+    pub refuse_as_unavailable: bool,
 }
+
+/// The detail of the temporary failure a refused attempt gets.
+pub const THROTTLED: &str = "too many failed logins; try again later";
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
@@ -80,6 +90,7 @@ impl Default for ThrottleConfig {
             known_good_per_account: 8,
             max_wait: Duration::from_secs(30),
             max_tracked: 100_000,
+            refuse_as_unavailable: true,
         }
     }
 }
@@ -310,9 +321,13 @@ impl Throttle {
         }
         let cap = self.config.known_good_per_account.max(1);
         if let Some(account) = tables.accounts.get_mut(login) {
-            if let Some(t) = account.track.as_mut() {
-                // A known-good source did not take a provisional failure, but
-                // undoing one that never happened only forgives one failure.
+            // A known-good source took no provisional failure on the account
+            // (see `admit`), so it has none to undo: its logins must not
+            // forgive failures other addresses piled up.
+            let known_good = account.known_good.iter().any(|(k, at)| {
+                *k == source && now.saturating_duration_since(*at) <= self.config.known_good_for
+            });
+            if let Some(t) = account.track.as_mut().filter(|_| !known_good) {
                 t.failures = t.failures.saturating_sub(1);
             }
             if success {
@@ -338,6 +353,7 @@ impl Throttle {
 pub struct Throttled<A> {
     inner: A,
     throttle: Throttle,
+    counters: Arc<AuthCounters>,
 }
 
 impl<A: Authenticator> Throttled<A> {
@@ -346,7 +362,20 @@ impl<A: Authenticator> Throttled<A> {
         Throttled {
             inner,
             throttle: Throttle::new(config),
+            counters: Arc::new(AuthCounters::new()),
         }
+    }
+
+    /// Counts into `counters` (e.g. ones a metrics registry already holds)
+    /// instead of its own.
+    pub fn with_counters(mut self, counters: Arc<AuthCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// Every answer this authenticator gave, by result class.
+    pub fn counters(&self) -> &Arc<AuthCounters> {
+        &self.counters
     }
 
     /// The wrapped authenticator.
@@ -366,6 +395,7 @@ impl<A: Authenticator> Authenticator for Throttled<A> {
         let login = match check_credentials(attempt) {
             Ok(login) => login,
             Err(e) => {
+                self.counters.record(&Err(e.clone()));
                 tokio::time::sleep(delay).await;
                 return Err(e);
             }
@@ -374,16 +404,22 @@ impl<A: Authenticator> Authenticator for Throttled<A> {
             Admission::Refuse => {
                 info!(
                     target: "coffre::auth", login = ?attempt.login, peer = %attempt.peer,
-                    mechanism = attempt.mechanism.as_str(), result = "failed", reason = "throttled",
+                    mechanism = attempt.mechanism.as_str(), result = "refused", reason = "throttled",
                     "login refused by throttling"
                 );
+                self.counters.record_throttled();
                 tokio::time::sleep(delay).await;
-                return Err(AuthError::Failed);
+                return Err(if self.throttle.config.refuse_as_unavailable {
+                    AuthError::Unavailable(THROTTLED.to_owned())
+                } else {
+                    AuthError::Failed
+                });
             }
             Admission::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
             Admission::After(_) => {}
         }
         let result = self.inner.authenticate(attempt).await;
+        self.counters.record(&result);
         match &result {
             Ok(_) => self
                 .throttle
@@ -551,6 +587,9 @@ mod tests {
     impl Authenticator for Counting {
         async fn authenticate(&self, a: &LoginAttempt) -> Result<Account, AuthError> {
             self.verdicts.fetch_add(1, Ordering::SeqCst);
+            if a.password.expose() == "down" {
+                return Err(AuthError::Unavailable("database down".into()));
+            }
             if a.password.expose() == "right" {
                 Ok(Account {
                     login: a.login.clone(),
@@ -698,5 +737,116 @@ mod tests {
             .await;
         assert!(matches!(r, Err(AuthError::Malformed(_))));
         assert_eq!(t.elapsed().as_secs(), 2);
+    }
+
+    /// Every answer is counted once, in its class, throttled refusals included.
+    #[tokio::test(start_paused = true)]
+    async fn counters_count_every_answer_by_class() {
+        let auth = Throttled::new(
+            Counting {
+                verdicts: AtomicUsize::new(0),
+            },
+            ThrottleConfig {
+                ip_free_failures: 0,
+                ip_base_interval: Duration::from_secs(60),
+                max_wait: Duration::from_secs(1),
+                ..ThrottleConfig::default()
+            },
+        );
+        let shared = Arc::new(AuthCounters::new());
+        let auth = auth.with_counters(shared.clone());
+        let home = ip("192.0.2.1");
+        assert!(
+            auth.authenticate(&attempt("a@example.org", "right", home))
+                .await
+                .is_ok()
+        );
+        let _ = auth.authenticate(&attempt("a@example.org", "", home)).await;
+        let _ = auth
+            .authenticate(&attempt("a@example.org", "down", ip("192.0.2.2")))
+            .await;
+        let attacker = ip("203.0.113.9");
+        // No free failures: after one, the next slot is 60 s away: refused
+        // unchecked, as a temporary failure (the right password gets the same).
+        assert_eq!(
+            auth.authenticate(&attempt("b@example.org", "guess", attacker))
+                .await,
+            Err(AuthError::Failed)
+        );
+        assert_eq!(
+            auth.authenticate(&attempt("b@example.org", "right", attacker))
+                .await,
+            Err(AuthError::Unavailable(THROTTLED.into()))
+        );
+        let counts = auth.counters().snapshot();
+        assert_eq!(counts, shared.snapshot());
+        assert_eq!(
+            counts,
+            crate::AuthCounts {
+                success: 1,
+                failed: 1,
+                malformed: 1,
+                unavailable: 1,
+                throttled: 1,
+            }
+        );
+        // The refused attempt never reached the inner authenticator.
+        assert_eq!(auth.inner().verdicts.load(Ordering::SeqCst), 3);
+    }
+
+    /// The owner logging in often from a known-good address must not wear
+    /// down the failures a distributed guesser piled up on the account.
+    #[test]
+    fn known_good_logins_do_not_forgive_others_failures() {
+        let t = Throttle::new(ThrottleConfig::default());
+        let now = Instant::now();
+        let home = ip("192.0.2.10");
+        assert_eq!(
+            t.admit(home, "v@example.org", now),
+            Admission::After(Duration::ZERO)
+        );
+        t.record_success(home, "v@example.org", now);
+        // Six addresses, one failure each: the account is now throttled.
+        for i in 0..6 {
+            let _ = t.admit(ip(&format!("203.0.113.{i}")), "v@example.org", now);
+        }
+        for _ in 0..50 {
+            assert_eq!(
+                t.admit(home, "v@example.org", now),
+                Admission::After(Duration::ZERO)
+            );
+            t.record_success(home, "v@example.org", now);
+        }
+        match t.admit(ip("203.0.113.99"), "v@example.org", now) {
+            Admission::After(wait) => assert!(wait >= Duration::from_secs(5), "{wait:?}"),
+            Admission::Refuse => {}
+        }
+    }
+
+    /// With `refuse_as_unavailable = false` a refusal looks like a wrong password.
+    #[tokio::test(start_paused = true)]
+    async fn refusal_can_look_like_a_wrong_password() {
+        let auth = Throttled::new(
+            Counting {
+                verdicts: AtomicUsize::new(0),
+            },
+            ThrottleConfig {
+                ip_free_failures: 0,
+                ip_base_interval: Duration::from_secs(60),
+                max_wait: Duration::from_secs(1),
+                refuse_as_unavailable: false,
+                ..ThrottleConfig::default()
+            },
+        );
+        let attacker = ip("203.0.113.9");
+        for _ in 0..2 {
+            assert_eq!(
+                auth.authenticate(&attempt("b@example.org", "right-or-not", attacker))
+                    .await,
+                Err(AuthError::Failed)
+            );
+        }
+        assert_eq!(auth.inner().verdicts.load(Ordering::SeqCst), 1);
+        assert_eq!(auth.counters().snapshot().throttled, 1);
     }
 }

@@ -54,3 +54,12 @@ async fn mariadb_scheme_is_an_alias() {
     assert!(db.list_users().await.unwrap().is_empty());
     db.close().await;
 }
+
+/// Custom queries against a PostfixAdmin-style schema, in its own fresh database.
+#[tokio::test]
+async fn custom_queries_on_a_postfixadmin_schema() {
+    let Some(fresh) = FreshDb::mysql().await else {
+        return;
+    };
+    common::custom::suite(&fresh.url, Backend::MySql).await;
+}

@@ -34,3 +34,12 @@ async fn unreachable_server_is_one_line() {
     );
     assert!(!msg.contains('\n') && !msg.contains(":pw@"), "{msg}");
 }
+
+/// Custom queries against a PostfixAdmin-style schema, in its own fresh database.
+#[tokio::test]
+async fn custom_queries_on_a_postfixadmin_schema() {
+    let Some(fresh) = FreshDb::postgres().await else {
+        return;
+    };
+    common::custom::suite(&fresh.url, Backend::Postgres).await;
+}

@@ -20,6 +20,13 @@ async fn behaviour_suite() {
     common::suite(&url_in(&dir, "accounts.db")).await;
 }
 
+/// Custom queries against a PostfixAdmin-style schema.
+#[tokio::test]
+async fn custom_queries_on_a_postfixadmin_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    common::custom::suite(&url_in(&dir, "postfixadmin.db"), Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn both_url_forms_and_the_data_survive_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Typed client commands (RFC 3501 §6 and §9, plus the extension commands
 //! Coffre parses: UNSELECT 3691, IDLE 2177, NAMESPACE 2342, ID 2971,
-//! ENABLE 5161, UIDPLUS 4315 `UID EXPUNGE`, MOVE 6851, SASL-IR 4959).
+//! ENABLE 5161, UIDPLUS 4315 `UID EXPUNGE`, MOVE 6851, SASL-IR 4959,
+//! LIST-EXTENDED 5258, LIST-STATUS 5819, ESEARCH 4731, QUOTA 9208).
 //!
 //! These are the values the grammar in [`crate::parse`] produces. Mailbox
 //! names stay raw bytes as the client sent them (normally modified UTF-7):
@@ -277,6 +278,45 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
+/// A LIST selection option (RFC 5258 §3.1, RFC 6154 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListSelect {
+    /// `SUBSCRIBED`: subscribed names, existing or not.
+    Subscribed,
+    /// `REMOTE`: also remote mailboxes (there are none).
+    Remote,
+    /// `RECURSIVEMATCH`: also parents of matching children (CHILDINFO).
+    RecursiveMatch,
+    /// `SPECIAL-USE`: only special-use mailboxes.
+    SpecialUse,
+}
+
+/// A LIST return option (RFC 5258 §3.2, RFC 6154 §5.2, RFC 5819).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListReturn {
+    /// `SUBSCRIBED`: mark subscribed names `\Subscribed`.
+    Subscribed,
+    /// `CHILDREN`: `\HasChildren` / `\HasNoChildren`.
+    Children,
+    /// `SPECIAL-USE`: the special-use attributes.
+    SpecialUse,
+    /// `STATUS (items)`: a STATUS response after each selectable mailbox.
+    Status(Vec<StatusItem>),
+}
+
+/// An ESEARCH result option (RFC 4731 §3.1 `search-return-opt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    /// `MIN`: the lowest matching number.
+    Min,
+    /// `MAX`: the highest matching number.
+    Max,
+    /// `ALL`: every matching number, as a sequence set.
+    All,
+    /// `COUNT`: how many matched.
+    Count,
+}
+
 /// One `field value` pair of an ID command (value may be NIL).
 pub type IdField = (Vec<u8>, Option<Vec<u8>>);
 
@@ -322,12 +362,21 @@ pub enum CommandBody {
     Subscribe(MailboxArg),
     /// `UNSUBSCRIBE mailbox`
     Unsubscribe(MailboxArg),
-    /// `LIST reference pattern`
+    /// `LIST [(select-opts)] reference pattern(s) [RETURN (return-opts)]`
+    /// (RFC 3501 §6.3.8; LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819).
     List {
         /// Reference name, raw.
         reference: Vec<u8>,
-        /// Pattern with `*` / `%` wildcards, raw.
-        pattern: Vec<u8>,
+        /// Patterns with `*` / `%` wildcards, raw: one in the RFC 3501 form,
+        /// one or more in the `( … )` form of RFC 5258.
+        patterns: Vec<Vec<u8>>,
+        /// Selection options; empty for the RFC 3501 form.
+        select: Vec<ListSelect>,
+        /// Return options; empty for the RFC 3501 form.
+        ret: Vec<ListReturn>,
+        /// Whether any RFC 5258 syntax was used (the empty-pattern special
+        /// case of RFC 3501 applies only without it).
+        extended: bool,
     },
     /// `LSUB reference pattern`
     Lsub {
@@ -364,8 +413,11 @@ pub enum CommandBody {
     Expunge,
     /// `UID EXPUNGE set` (RFC 4315)
     UidExpunge(SequenceSet),
-    /// `[UID] SEARCH [CHARSET c] keys`
+    /// `[UID] SEARCH [RETURN (opts)] [CHARSET c] keys`
     Search {
+        /// ESEARCH `RETURN (…)` options (RFC 4731); `None` for a plain
+        /// SEARCH (answered with `* SEARCH`). `RETURN ()` means `ALL`.
+        ret: Option<Vec<SearchReturn>>,
         /// `CHARSET` argument, if any.
         charset: Option<String>,
         /// The keys, implicitly ANDed.
@@ -421,6 +473,10 @@ pub enum CommandBody {
     Id(Option<Vec<IdField>>),
     /// `ENABLE cap...` (RFC 5161)
     Enable(Vec<String>),
+    /// `GETQUOTA root` (RFC 9208 §4.2), the root as sent.
+    GetQuota(Vec<u8>),
+    /// `GETQUOTAROOT mailbox` (RFC 9208 §4.3)
+    GetQuotaRoot(MailboxArg),
 }
 
 impl CommandBody {
@@ -462,6 +518,8 @@ impl CommandBody {
             CommandBody::Namespace => "NAMESPACE",
             CommandBody::Id(_) => "ID",
             CommandBody::Enable(_) => "ENABLE",
+            CommandBody::GetQuota(_) => "GETQUOTA",
+            CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
         }
     }
 }

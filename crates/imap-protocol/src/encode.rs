@@ -146,6 +146,20 @@ fn encode_code(code: &Code, out: &mut Vec<u8>) {
         Code::NoPerm => b"NOPERM",
         Code::Expunged => b"EXPUNGED",
         Code::Closed => b"CLOSED",
+        Code::BadCharset(charsets) => {
+            out.extend_from_slice(b"BADCHARSET");
+            if !charsets.is_empty() {
+                out.extend_from_slice(b" (");
+                for (i, charset) in charsets.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    astring(charset.as_bytes(), out);
+                }
+                out.push(b')');
+            }
+            return;
+        }
     };
     out.extend_from_slice(word);
 }
@@ -195,6 +209,13 @@ fn capability(cap: &Capability, out: &mut Vec<u8>) {
             out.extend_from_slice(b"APPENDLIMIT=");
             return number(n, out);
         }
+        Capability::ESearch => "ESEARCH",
+        Capability::SpecialUse => "SPECIAL-USE",
+        Capability::ListExtended => "LIST-EXTENDED",
+        Capability::ListStatus => "LIST-STATUS",
+        Capability::Quota => "QUOTA",
+        Capability::QuotaResStorage => "QUOTA=RES-STORAGE",
+        Capability::QuotaResMessage => "QUOTA=RES-MESSAGE",
     };
     out.extend_from_slice(word.as_bytes());
 }
@@ -303,6 +324,7 @@ fn list_attribute(attr: ListAttribute) -> &'static [u8] {
         ListAttribute::HasChildren => b"\\HasChildren",
         ListAttribute::HasNoChildren => b"\\HasNoChildren",
         ListAttribute::Subscribed => b"\\Subscribed",
+        ListAttribute::NonExistent => b"\\NonExistent",
         ListAttribute::Drafts => b"\\Drafts",
         ListAttribute::Sent => b"\\Sent",
         ListAttribute::Trash => b"\\Trash",
@@ -368,7 +390,13 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
             attributes,
             delimiter,
             mailbox,
-        } => list_entry(b"LIST", attributes, *delimiter, mailbox, out),
+            child_info_subscribed,
+        } => {
+            list_entry(b"LIST", attributes, *delimiter, mailbox, out);
+            if *child_info_subscribed {
+                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+        }
         Data::Lsub {
             attributes,
             delimiter,
@@ -399,6 +427,36 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
             for n in numbers {
                 out.push(b' ');
                 number(n, out);
+            }
+        }
+        Data::ESearch { tag, uid, results } => {
+            out.extend_from_slice(b"ESEARCH (TAG ");
+            string(tag.as_str().as_bytes(), out);
+            out.push(b')');
+            if *uid {
+                out.extend_from_slice(b" UID");
+            }
+            for result in results {
+                match result {
+                    ESearchResult::Min(n) => {
+                        out.extend_from_slice(b" MIN ");
+                        number(n, out);
+                    }
+                    ESearchResult::Max(n) => {
+                        out.extend_from_slice(b" MAX ");
+                        number(n, out);
+                    }
+                    ESearchResult::Count(n) => {
+                        out.extend_from_slice(b" COUNT ");
+                        number(n, out);
+                    }
+                    // RFC 4731: ALL is omitted when nothing matched.
+                    ESearchResult::All(numbers) if numbers.is_empty() => {}
+                    ESearchResult::All(numbers) => {
+                        out.extend_from_slice(b" ALL ");
+                        uid_set(numbers, out);
+                    }
+                }
             }
         }
         Data::Flags(flags) => {
@@ -450,6 +508,30 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
                 string(k.as_bytes(), out);
                 out.push(b' ');
                 string(v.as_bytes(), out);
+            }
+            out.push(b')');
+        }
+        Data::QuotaRoot { mailbox, roots } => {
+            out.extend_from_slice(b"QUOTAROOT ");
+            astring(mailbox, out);
+            for root in roots {
+                out.push(b' ');
+                astring(root, out);
+            }
+        }
+        Data::Quota { root, resources } => {
+            out.extend_from_slice(b"QUOTA ");
+            astring(root, out);
+            out.extend_from_slice(b" (");
+            for (i, r) in resources.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                atom_or_skip(r.name.as_bytes(), out);
+                out.push(b' ');
+                number(r.usage, out);
+                out.push(b' ');
+                number(r.limit, out);
             }
             out.push(b')');
         }
@@ -556,7 +638,182 @@ fn fetch_item(item: &FetchItem, out: &mut Vec<u8>) {
             out.extend_from_slice(b"RFC822.TEXT ");
             message_data(data.as_deref(), out);
         }
+        FetchItem::Envelope(env) => {
+            out.extend_from_slice(b"ENVELOPE ");
+            envelope(env, out);
+        }
+        FetchItem::Body(body) => {
+            out.extend_from_slice(b"BODY ");
+            body_structure(body, false, out);
+        }
+        FetchItem::BodyStructure(body) => {
+            out.extend_from_slice(b"BODYSTRUCTURE ");
+            body_structure(body, true, out);
+        }
     }
+}
+
+/// `envelope` (RFC 3501 §9).
+pub fn envelope(env: &Envelope, out: &mut Vec<u8>) {
+    out.push(b'(');
+    nstring(env.date.as_deref(), out);
+    out.push(b' ');
+    nstring(env.subject.as_deref(), out);
+    for list in [
+        &env.from,
+        &env.sender,
+        &env.reply_to,
+        &env.to,
+        &env.cc,
+        &env.bcc,
+    ] {
+        out.push(b' ');
+        address_list(list, out);
+    }
+    out.push(b' ');
+    nstring(env.in_reply_to.as_deref(), out);
+    out.push(b' ');
+    nstring(env.message_id.as_deref(), out);
+    out.push(b')');
+}
+
+fn address_list(list: &[Address], out: &mut Vec<u8>) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for addr in list {
+        out.push(b'(');
+        nstring(addr.name.as_deref(), out);
+        out.push(b' ');
+        nstring(addr.adl.as_deref(), out);
+        out.push(b' ');
+        nstring(addr.mailbox.as_deref(), out);
+        out.push(b' ');
+        nstring(addr.host.as_deref(), out);
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// `body-fld-param`: `("name" "value" ...)` or NIL.
+fn body_params(params: &BodyParams, out: &mut Vec<u8>) {
+    if params.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        string(name, out);
+        out.push(b' ');
+        string(value, out);
+    }
+    out.push(b')');
+}
+
+/// `body-fld-dsp`, `body-fld-lang`, `body-fld-loc` (the part of the
+/// extension data single parts and multiparts share).
+fn body_extension_tail(ext: &BodyExtension, out: &mut Vec<u8>) {
+    out.push(b' ');
+    match &ext.disposition {
+        Some(d) => {
+            out.push(b'(');
+            string(&d.kind, out);
+            out.push(b' ');
+            body_params(&d.params, out);
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    match ext.language.as_slice() {
+        [] => out.extend_from_slice(b"NIL"),
+        [one] => string(one, out),
+        many => {
+            out.push(b'(');
+            for (i, lang) in many.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(lang, out);
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    nstring(ext.location.as_deref(), out);
+}
+
+/// `body`: BODY when `extensible` is false, BODYSTRUCTURE when true.
+pub fn body_structure(body: &BodyStructure, extensible: bool, out: &mut Vec<u8>) {
+    out.push(b'(');
+    match body {
+        BodyStructure::Multipart {
+            parts,
+            subtype,
+            params,
+            extension,
+        } => {
+            for part in parts {
+                body_structure(part, extensible, out);
+            }
+            out.push(b' ');
+            string(subtype, out);
+            if extensible {
+                out.push(b' ');
+                body_params(params, out);
+                body_extension_tail(extension, out);
+            }
+        }
+        BodyStructure::Single {
+            fields,
+            kind,
+            extension,
+        } => {
+            string(&fields.media_type, out);
+            out.push(b' ');
+            string(&fields.subtype, out);
+            out.push(b' ');
+            body_params(&fields.params, out);
+            out.push(b' ');
+            nstring(fields.id.as_deref(), out);
+            out.push(b' ');
+            nstring(fields.description.as_deref(), out);
+            out.push(b' ');
+            string(&fields.encoding, out);
+            out.push(b' ');
+            number(fields.octets, out);
+            match kind {
+                SinglePartKind::Basic => {}
+                SinglePartKind::Text { lines } => {
+                    out.push(b' ');
+                    number(lines, out);
+                }
+                SinglePartKind::Message {
+                    envelope: env,
+                    body,
+                    lines,
+                } => {
+                    out.push(b' ');
+                    envelope(env, out);
+                    out.push(b' ');
+                    body_structure(body, extensible, out);
+                    out.push(b' ');
+                    number(lines, out);
+                }
+            }
+            if extensible {
+                out.push(b' ');
+                nstring(extension.md5.as_deref(), out);
+                body_extension_tail(extension, out);
+            }
+        }
+    }
+    out.push(b')');
 }
 
 /// `dd-Mon-yyyy hh:mm:ss +0000` (date-day-fixed: space-padded day), in UTC.
@@ -737,13 +994,147 @@ mod tests {
             attributes: vec![ListAttribute::HasNoChildren],
             delimiter: Some(b'.'),
             mailbox: b"Sent Items".to_vec(),
+            child_info_subscribed: false,
         });
         assert_eq!(enc(&r), "* LIST (\\HasNoChildren) \".\" \"Sent Items\"\r\n");
+        let r = Response::Data(Data::List {
+            attributes: vec![ListAttribute::NonExistent, ListAttribute::Subscribed],
+            delimiter: Some(b'.'),
+            mailbox: b"Old".to_vec(),
+            child_info_subscribed: true,
+        });
+        assert_eq!(
+            enc(&r),
+            "* LIST (\\NonExistent \\Subscribed) \".\" Old (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        );
         let r = Response::Data(Data::Status {
             mailbox: b"INBOX".to_vec(),
             items: vec![StatusValue::Messages(3), StatusValue::UidNext(9)],
         });
         assert_eq!(enc(&r), "* STATUS INBOX (MESSAGES 3 UIDNEXT 9)\r\n");
+    }
+
+    #[test]
+    fn quota_responses() {
+        let r = Response::Data(Data::QuotaRoot {
+            mailbox: b"INBOX".to_vec(),
+            roots: vec![Vec::new()],
+        });
+        assert_eq!(enc(&r), "* QUOTAROOT INBOX \"\"\r\n");
+        let r = Response::Data(Data::Quota {
+            root: Vec::new(),
+            resources: vec![
+                QuotaResource {
+                    name: "STORAGE",
+                    usage: 10,
+                    limit: 512,
+                },
+                QuotaResource {
+                    name: "MESSAGE",
+                    usage: 3,
+                    limit: 1000,
+                },
+            ],
+        });
+        assert_eq!(
+            enc(&r),
+            "* QUOTA \"\" (STORAGE 10 512 MESSAGE 3 1000)\r\n"
+        );
+    }
+
+    #[test]
+    fn esearch_and_badcharset() {
+        let r = Response::Data(Data::ESearch {
+            tag: tag("a1"),
+            uid: true,
+            results: vec![
+                ESearchResult::Min(2),
+                ESearchResult::Max(9),
+                ESearchResult::Count(4),
+                ESearchResult::All(vec![2, 3, 4, 9]),
+            ],
+        });
+        assert_eq!(
+            enc(&r),
+            "* ESEARCH (TAG \"a1\") UID MIN 2 MAX 9 COUNT 4 ALL 2:4,9\r\n"
+        );
+        let r = Response::Data(Data::ESearch {
+            tag: tag("b"),
+            uid: false,
+            results: vec![ESearchResult::Count(0), ESearchResult::All(vec![])],
+        });
+        assert_eq!(enc(&r), "* ESEARCH (TAG \"b\") COUNT 0\r\n");
+        let r = Status::tagged(
+            tag("c"),
+            StatusKind::No,
+            Some(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])),
+            "Unsupported charset",
+        );
+        assert_eq!(
+            enc(&r),
+            "c NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"
+        );
+    }
+
+    #[test]
+    fn body_structure_forms() {
+        let text = BodyStructure::Single {
+            fields: BodyFields {
+                media_type: b"text".to_vec(),
+                subtype: b"plain".to_vec(),
+                params: vec![(b"charset".to_vec(), b"utf-8".to_vec())],
+                id: None,
+                description: None,
+                encoding: b"7BIT".to_vec(),
+                octets: 12,
+            },
+            kind: SinglePartKind::Text { lines: 2 },
+            extension: BodyExtension {
+                md5: None,
+                disposition: Some(Disposition {
+                    kind: b"inline".to_vec(),
+                    params: vec![],
+                }),
+                language: vec![b"en".to_vec()],
+                location: None,
+            },
+        };
+        let multi = BodyStructure::Multipart {
+            parts: vec![text.clone(), text],
+            subtype: b"alternative".to_vec(),
+            params: vec![(b"boundary".to_vec(), b"x y".to_vec())],
+            extension: BodyExtension::default(),
+        };
+        let mut out = Vec::new();
+        body_structure(&multi, false, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7BIT" 12 2)("text" "plain" ("charset" "utf-8") NIL NIL "7BIT" 12 2) "alternative")"#
+        );
+        let mut out = Vec::new();
+        body_structure(&multi, true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"(("text" "plain" ("charset" "utf-8") NIL NIL "7BIT" 12 2 NIL ("inline" NIL) "en" NIL)("text" "plain" ("charset" "utf-8") NIL NIL "7BIT" 12 2 NIL ("inline" NIL) "en" NIL) "alternative" ("boundary" "x y") NIL NIL NIL)"#
+        );
+        let mut out = Vec::new();
+        envelope(
+            &Envelope {
+                subject: Some(b"line\r\nbreak".to_vec()),
+                from: vec![Address {
+                    name: Some(b"A \"B\"".to_vec()),
+                    adl: None,
+                    mailbox: Some(b"a".to_vec()),
+                    host: Some(b"b".to_vec()),
+                }],
+                ..Envelope::default()
+            },
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "(NIL {11}\r\nline\r\nbreak ((\"A \\\"B\\\"\" NIL \"a\" \"b\")) NIL NIL NIL NIL NIL NIL NIL)"
+        );
     }
 
     #[test]

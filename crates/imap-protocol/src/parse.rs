@@ -136,6 +136,8 @@ fn command_parser(name: &[u8]) -> Option<ArgParser> {
         b"EXPUNGE" => |i| Ok((i, CommandBody::Expunge)),
         b"IDLE" => |i| Ok((i, CommandBody::Idle)),
         b"NAMESPACE" => |i| Ok((i, CommandBody::Namespace)),
+        b"GETQUOTA" => |i| map(preceded(sp, astring), CommandBody::GetQuota).parse(i),
+        b"GETQUOTAROOT" => |i| map(preceded(sp, mailbox), CommandBody::GetQuotaRoot).parse(i),
         b"LOGIN" => |i| {
             map((preceded(sp, astring), preceded(sp, astring)), |(u, p)| {
                 CommandBody::Login {
@@ -171,13 +173,7 @@ fn command_parser(name: &[u8]) -> Option<ArgParser> {
             )
             .parse(i)
         },
-        b"LIST" => |i| {
-            map(
-                (preceded(sp, astring), preceded(sp, list_mailbox)),
-                |(reference, pattern)| CommandBody::List { reference, pattern },
-            )
-            .parse(i)
-        },
+        b"LIST" => list_body,
         b"LSUB" => |i| {
             map(
                 (preceded(sp, astring), preceded(sp, list_mailbox)),
@@ -423,6 +419,61 @@ fn mailbox(i: &[u8]) -> R<'_, MailboxArg> {
             MailboxArg::Other(name)
         }
     })
+    .parse(i)
+}
+
+/// `LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
+/// (RFC 5258 §6). Unknown options are a syntax error (§3.1: the server
+/// MUST reject selection options it does not know).
+fn list_body(i: &[u8]) -> R<'_, CommandBody> {
+    let select_option = alt((
+        value(ListSelect::Subscribed, tag_no_case("SUBSCRIBED")),
+        value(ListSelect::Remote, tag_no_case("REMOTE")),
+        value(ListSelect::RecursiveMatch, tag_no_case("RECURSIVEMATCH")),
+        value(ListSelect::SpecialUse, tag_no_case("SPECIAL-USE")),
+    ));
+    let select_opts = preceded(
+        sp,
+        delimited(tag("("), separated_list0(sp, select_option), tag(")")),
+    );
+    let patterns = alt((
+        map(list_mailbox, |p| (vec![p], false)),
+        map(
+            delimited(tag("("), separated_list1(sp, list_mailbox), tag(")")),
+            |ps| (ps, true),
+        ),
+    ));
+    let return_option = alt((
+        value(ListReturn::Subscribed, tag_no_case("SUBSCRIBED")),
+        value(ListReturn::Children, tag_no_case("CHILDREN")),
+        value(ListReturn::SpecialUse, tag_no_case("SPECIAL-USE")),
+        map(
+            preceded(
+                (tag_no_case("STATUS"), sp),
+                delimited(tag("("), separated_list1(sp, status_item), tag(")")),
+            ),
+            ListReturn::Status,
+        ),
+    ));
+    let return_opts = preceded(
+        (sp, tag_no_case("RETURN"), sp),
+        delimited(tag("("), separated_list0(sp, return_option), tag(")")),
+    );
+    map(
+        (
+            opt(select_opts),
+            preceded(sp, astring),
+            preceded(sp, patterns),
+            opt(return_opts),
+        ),
+        |(select, reference, (patterns, in_parens), ret)| CommandBody::List {
+            reference,
+            extended: select.is_some() || in_parens || ret.is_some(),
+            patterns,
+            select: select.unwrap_or_default(),
+            ret: ret.unwrap_or_default(),
+        },
+    )
     .parse(i)
 }
 
@@ -775,6 +826,30 @@ fn store_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
 
 // ----------------------------------------------------------------- SEARCH
 
+/// `RETURN (opts)` (RFC 4731 §3.1); an empty list means ALL.
+fn search_return(i: &[u8]) -> R<'_, Vec<SearchReturn>> {
+    let opt_word = alt((
+        map(tag_no_case("MIN"), |_| SearchReturn::Min),
+        map(tag_no_case("MAX"), |_| SearchReturn::Max),
+        map(tag_no_case("ALL"), |_| SearchReturn::All),
+        map(tag_no_case("COUNT"), |_| SearchReturn::Count),
+    ));
+    map(
+        preceded(
+            (sp, tag_no_case("RETURN"), sp, tag("(")),
+            terminated(nom::multi::separated_list0(sp, opt_word), tag(")")),
+        ),
+        |opts| {
+            if opts.is_empty() {
+                vec![SearchReturn::All]
+            } else {
+                opts
+            }
+        },
+    )
+    .parse(i)
+}
+
 fn search_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
     let charset = preceded(
         (sp, tag_no_case("CHARSET"), sp),
@@ -782,10 +857,12 @@ fn search_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
     );
     map(
         (
+            opt(search_return),
             opt(charset),
             nom::multi::many1(preceded(sp, |i| search_key(i, 0))),
         ),
-        move |(charset, criteria)| CommandBody::Search {
+        move |(ret, charset, criteria)| CommandBody::Search {
+            ret,
             charset,
             criteria,
             uid,

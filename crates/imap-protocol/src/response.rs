@@ -100,6 +100,20 @@ pub enum Capability {
     Move,
     /// `APPENDLIMIT=<n>` (RFC 7889)
     AppendLimit(u64),
+    /// `ESEARCH` (RFC 4731)
+    ESearch,
+    /// `SPECIAL-USE` (RFC 6154)
+    SpecialUse,
+    /// `LIST-EXTENDED` (RFC 5258)
+    ListExtended,
+    /// `LIST-STATUS` (RFC 5819)
+    ListStatus,
+    /// `QUOTA` (RFC 9208)
+    Quota,
+    /// `QUOTA=RES-STORAGE` (RFC 9208 §5.1)
+    QuotaResStorage,
+    /// `QUOTA=RES-MESSAGE` (RFC 9208 §5.2)
+    QuotaResMessage,
 }
 
 /// A response code (`[…]` after OK/NO/BAD/BYE).
@@ -139,6 +153,8 @@ pub enum Code {
     NoPerm,
     Expunged,
     Closed,
+    /// `BADCHARSET (charsets)` (RFC 3501 §7.1)
+    BadCharset(Vec<String>),
 }
 
 /// A continuation request.
@@ -161,6 +177,7 @@ pub enum ListAttribute {
     HasChildren,
     HasNoChildren,
     Subscribed,
+    NonExistent,
     Drafts,
     Sent,
     Trash,
@@ -193,7 +210,8 @@ pub struct NamespaceDesc {
 pub enum Data {
     /// `* CAPABILITY …`
     Capability(Vec<Capability>),
-    /// `* LIST (attrs) "delim" name`; `mailbox` is the wire form (modified UTF-7).
+    /// `* LIST (attrs) "delim" name [("CHILDINFO" ("SUBSCRIBED"))]`;
+    /// `mailbox` is the wire form (modified UTF-7).
     List {
         /// Name attributes.
         attributes: Vec<ListAttribute>,
@@ -201,6 +219,9 @@ pub enum Data {
         delimiter: Option<u8>,
         /// Name as it goes on the wire.
         mailbox: Vec<u8>,
+        /// RFC 5258 §3.5 `CHILDINFO ("SUBSCRIBED")`: a child matches the
+        /// SUBSCRIBED selection although this name may not.
+        child_info_subscribed: bool,
     },
     /// `* LSUB …`, same fields as LIST.
     Lsub {
@@ -220,6 +241,15 @@ pub enum Data {
     },
     /// `* SEARCH n…`
     Search(Vec<u32>),
+    /// `* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set` (RFC 4731 §3.1).
+    ESearch {
+        /// The tag of the SEARCH command this answers.
+        tag: Tag,
+        /// Whether the numbers are UIDs.
+        uid: bool,
+        /// The requested results, in the order given.
+        results: Vec<ESearchResult>,
+    },
     /// `* FLAGS (…)`
     Flags(Vec<Flag>),
     /// `* n EXISTS`
@@ -248,6 +278,44 @@ pub enum Data {
     Id(Option<Vec<(String, String)>>),
     /// `* ENABLED …`
     Enabled(Vec<String>),
+    /// `* QUOTAROOT mailbox root…` (RFC 9208 §7.1); `mailbox` in wire form.
+    QuotaRoot {
+        /// The mailbox asked about.
+        mailbox: Vec<u8>,
+        /// Its quota roots.
+        roots: Vec<Vec<u8>>,
+    },
+    /// `* QUOTA root (resource usage limit …)` (RFC 9208 §7.2).
+    Quota {
+        /// The quota root.
+        root: Vec<u8>,
+        /// Resources with usage and limit.
+        resources: Vec<QuotaResource>,
+    },
+}
+
+/// One resource of a QUOTA response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaResource {
+    /// `STORAGE` (in units of 1024 octets) or `MESSAGE`.
+    pub name: &'static str,
+    /// Current usage.
+    pub usage: u64,
+    /// Limit.
+    pub limit: u64,
+}
+
+/// One ESEARCH result (RFC 4731 `search-return-data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ESearchResult {
+    /// `MIN n`
+    Min(u32),
+    /// `MAX n`
+    Max(u32),
+    /// `COUNT n`
+    Count(u32),
+    /// `ALL set`: the numbers, ascending, written as a compressed set.
+    All(Vec<u32>),
 }
 
 /// One FETCH data item.
@@ -276,4 +344,133 @@ pub enum FetchItem {
     Rfc822Header(Option<Vec<u8>>),
     /// `RFC822.TEXT data`
     Rfc822Text(Option<Vec<u8>>),
+    /// `ENVELOPE (…)`
+    Envelope(Box<Envelope>),
+    /// `BODY (…)`: the structure without extension data.
+    Body(Box<BodyStructure>),
+    /// `BODYSTRUCTURE (…)`: the structure with extension data.
+    BodyStructure(Box<BodyStructure>),
+}
+
+/// One address of an ENVELOPE (RFC 3501 §7.4.2 `address`). A group start is
+/// `(NIL NIL "group" NIL)` and a group end `(NIL NIL NIL NIL)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Address {
+    /// `addr-name`: the display name, encoded words left as sent.
+    pub name: Option<Vec<u8>>,
+    /// `addr-adl`: the obsolete source route.
+    pub adl: Option<Vec<u8>>,
+    /// `addr-mailbox`: the local part, or the group name.
+    pub mailbox: Option<Vec<u8>>,
+    /// `addr-host`: the domain; `None` marks group syntax.
+    pub host: Option<Vec<u8>>,
+}
+
+/// An ENVELOPE (RFC 3501 §7.4.2). Strings are the header values as sent
+/// (unfolded); an empty address list is NIL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(missing_docs)] // the fields are the header fields' names
+pub struct Envelope {
+    pub date: Option<Vec<u8>>,
+    pub subject: Option<Vec<u8>>,
+    pub from: Vec<Address>,
+    pub sender: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<Vec<u8>>,
+    pub message_id: Option<Vec<u8>>,
+}
+
+/// A `(name value ...)` parameter list (`body-fld-param`); empty is NIL.
+pub type BodyParams = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `body-fld-dsp`: a Content-Disposition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    /// `inline`, `attachment`, …
+    pub kind: Vec<u8>,
+    /// Its parameters.
+    pub params: BodyParams,
+}
+
+/// Extension data shared by single parts and multiparts (RFC 3501 §7.4.2
+/// `body-ext-1part` / `body-ext-mpart`), sent with BODYSTRUCTURE only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BodyExtension {
+    /// `body-fld-md5` (single parts only; ignored for multiparts).
+    pub md5: Option<Vec<u8>>,
+    /// `body-fld-dsp`.
+    pub disposition: Option<Disposition>,
+    /// `body-fld-lang`: Content-Language tags; empty is NIL.
+    pub language: Vec<Vec<u8>>,
+    /// `body-fld-loc`: Content-Location.
+    pub location: Option<Vec<u8>>,
+}
+
+/// `body-fields` of a single part.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BodyFields {
+    /// `media-type`, e.g. `text`.
+    pub media_type: Vec<u8>,
+    /// `media-subtype`, e.g. `plain`.
+    pub subtype: Vec<u8>,
+    /// `body-fld-param`.
+    pub params: BodyParams,
+    /// `body-fld-id`: Content-ID.
+    pub id: Option<Vec<u8>>,
+    /// `body-fld-desc`: Content-Description.
+    pub description: Option<Vec<u8>>,
+    /// `body-fld-enc`: Content-Transfer-Encoding (`7BIT` when absent).
+    pub encoding: Vec<u8>,
+    /// `body-fld-octets`: size of the encoded body.
+    pub octets: u64,
+}
+
+/// What kind of single part (RFC 3501 §7.4.2 `body-type-1part`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinglePartKind {
+    /// `body-type-basic`.
+    Basic,
+    /// `body-type-text`: with the body's line count.
+    Text {
+        /// `body-fld-lines`.
+        lines: u64,
+    },
+    /// `body-type-msg` (`message/rfc822`): the encapsulated message.
+    Message {
+        /// Its envelope.
+        envelope: Box<Envelope>,
+        /// Its body structure.
+        body: Box<BodyStructure>,
+        /// `body-fld-lines` of the encapsulated message.
+        lines: u64,
+    },
+}
+
+/// A BODY / BODYSTRUCTURE value (RFC 3501 §7.4.2 `body`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyStructure {
+    /// A non-multipart part.
+    Single {
+        /// Type, parameters, encoding, size.
+        fields: BodyFields,
+        /// Basic, text or message.
+        kind: SinglePartKind,
+        /// MD5, disposition, language, location.
+        extension: BodyExtension,
+    },
+    /// A multipart: its parts (at least one) and subtype.
+    Multipart {
+        /// The parts, in order.
+        parts: Vec<BodyStructure>,
+        /// `media-subtype`, e.g. `mixed`.
+        subtype: Vec<u8>,
+        /// Parameters (boundary…); with the rest of the extension data,
+        /// sent with BODYSTRUCTURE only.
+        params: BodyParams,
+        /// Disposition, language, location.
+        extension: BodyExtension,
+    },
 }

@@ -147,16 +147,59 @@ fn list_patterns() {
         body("a LIST \"\" *\r\n"),
         CommandBody::List {
             reference: Vec::new(),
-            pattern: b"*".to_vec()
+            patterns: vec![b"*".to_vec()],
+            select: vec![],
+            ret: vec![],
+            extended: false,
         }
     );
     assert_eq!(
         body("a LIST \"\" %.Sub*\r\n"),
         CommandBody::List {
             reference: Vec::new(),
-            pattern: b"%.Sub*".to_vec()
+            patterns: vec![b"%.Sub*".to_vec()],
+            select: vec![],
+            ret: vec![],
+            extended: false,
         }
     );
+    assert_eq!(
+        body("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Sent Items\" %) RETURN (CHILDREN special-use STATUS (MESSAGES UNSEEN))\r\n"),
+        CommandBody::List {
+            reference: Vec::new(),
+            patterns: vec![b"INBOX".to_vec(), b"Sent Items".to_vec(), b"%".to_vec()],
+            select: vec![ListSelect::Subscribed, ListSelect::RecursiveMatch],
+            ret: vec![
+                ListReturn::Children,
+                ListReturn::SpecialUse,
+                ListReturn::Status(vec![StatusItem::Messages, StatusItem::Unseen])
+            ],
+            extended: true,
+        }
+    );
+    assert_eq!(
+        body("a LIST (SPECIAL-USE) \"\" *\r\n"),
+        CommandBody::List {
+            reference: Vec::new(),
+            patterns: vec![b"*".to_vec()],
+            select: vec![ListSelect::SpecialUse],
+            ret: vec![],
+            extended: true,
+        }
+    );
+    assert_eq!(
+        body("a LIST () \"\" * RETURN ()\r\n"),
+        CommandBody::List {
+            reference: Vec::new(),
+            patterns: vec![b"*".to_vec()],
+            select: vec![],
+            ret: vec![],
+            extended: true,
+        }
+    );
+    bad(b"a LIST (BOGUS) \"\" *\r\n");
+    bad(b"a LIST \"\" * RETURN (BOGUS)\r\n");
+    bad(b"a LIST \"\" ()\r\n");
     assert_eq!(
         body("a LSUB ref \"a b\"\r\n"),
         CommandBody::Lsub {
@@ -394,6 +437,43 @@ fn append_forms() {
     );
     bad(b"a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1}\r\nx\r\n");
     bad(b"a APPEND INBOX \"hello\"\r\n");
+}
+
+#[test]
+fn quota_commands() {
+    assert_eq!(body("a GETQUOTA \"\"\r\n"), CommandBody::GetQuota(Vec::new()));
+    assert_eq!(
+        body("a GETQUOTAROOT inbox\r\n"),
+        CommandBody::GetQuotaRoot(MailboxArg::Inbox)
+    );
+    bad(b"a GETQUOTA\r\n");
+}
+
+#[test]
+fn search_return_options() {
+    let r = |x: &str| match body(x) {
+        CommandBody::Search { ret, charset, .. } => (ret, charset),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r("a SEARCH ALL\r\n"), (None, None));
+    assert_eq!(
+        r("a SEARCH RETURN (MIN max COUNT ALL) CHARSET UTF-8 ALL\r\n"),
+        (
+            Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::Count,
+                SearchReturn::All
+            ]),
+            Some("UTF-8".into())
+        )
+    );
+    assert_eq!(
+        r("a UID SEARCH RETURN () UNSEEN\r\n"),
+        (Some(vec![SearchReturn::All]), None)
+    );
+    bad(b"a SEARCH RETURN (BOGUS) ALL\r\n");
+    bad(b"a SEARCH RETURN MIN ALL\r\n");
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub(crate) fn post_login(config: &ImapConfig) -> Vec<Capability> {
         Capability::Children,
         Capability::UidPlus,
         Capability::Move,
+        Capability::ESearch,
+        Capability::ListExtended,
+        Capability::ListStatus,
+        Capability::SpecialUse,
         Capability::AppendLimit(config.max_literal),
     ]
 }

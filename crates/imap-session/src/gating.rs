@@ -54,6 +54,8 @@ const TABLE: &[(&str, States, bool)] = &[
     ("STATUS", States::AUTH_OR_SELECTED, true),
     ("APPEND", States::AUTH_OR_SELECTED, true),
     ("NAMESPACE", States::AUTH_OR_SELECTED, true),
+    ("GETQUOTA", States::AUTH_OR_SELECTED, true),
+    ("GETQUOTAROOT", States::AUTH_OR_SELECTED, true),
     ("IDLE", States::AUTH_OR_SELECTED, true),
     ("CHECK", States::SELECTED, true),
     ("CLOSE", States::SELECTED, false),
@@ -130,6 +132,8 @@ mod tests {
             "NAMESPACE",
             "ID",
             "ENABLE",
+            "GETQUOTA",
+            "GETQUOTAROOT",
         ];
         for name in names {
             assert_ne!(meta(name).allowed, States(0), "{name}");

@@ -38,6 +38,7 @@ mod capabilities;
 mod commands;
 mod convert;
 mod gating;
+mod mime;
 mod selected;
 mod state;
 
@@ -53,6 +54,7 @@ use imap_protocol::{
 };
 use mail_store::MailStore;
 
+use crate::commands::FolderOp;
 use crate::state::{State, Transition};
 
 /// Session limits and policy, from the server configuration.
@@ -425,11 +427,38 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             C::Select(mailbox) => self.select(&mailbox, false, out).await,
             C::Examine(mailbox) => self.select(&mailbox, true, out).await,
             C::Create(mailbox) => self.create(&mailbox).await,
-            C::Delete(_) | C::Rename { .. } | C::Subscribe(_) | C::Unsubscribe(_) => {
-                Done::no(Some(Code::Cannot), "Not supported by this server yet")
+            C::Delete(mailbox) => self.folder_op(FolderOp::Delete, &mailbox).await,
+            C::Rename { from, to } => self.rename(&from, &to).await,
+            C::Subscribe(mailbox) => self.folder_op(FolderOp::Subscribe, &mailbox).await,
+            C::Unsubscribe(mailbox) => self.folder_op(FolderOp::Unsubscribe, &mailbox).await,
+            C::List {
+                reference,
+                patterns,
+                select,
+                ret,
+                extended,
+            } => {
+                let request = commands::ListRequest {
+                    reference: &reference,
+                    patterns: &patterns,
+                    select: &select,
+                    ret: &ret,
+                    extended,
+                    lsub: false,
+                };
+                self.list(request, out).await
             }
-            C::List { reference, pattern } => self.list(&reference, &pattern, false, out).await,
-            C::Lsub { reference, pattern } => self.list(&reference, &pattern, true, out).await,
+            C::Lsub { reference, pattern } => {
+                let request = commands::ListRequest {
+                    reference: &reference,
+                    patterns: std::slice::from_ref(&pattern),
+                    select: &[],
+                    ret: &[],
+                    extended: false,
+                    lsub: true,
+                };
+                self.list(request, out).await
+            }
             C::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
             C::Append {
                 mailbox,
@@ -442,10 +471,20 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             C::Expunge => self.expunge(None, out).await,
             C::UidExpunge(set) => self.expunge(Some(&set), out).await,
             C::Search {
+                ret,
                 charset,
                 criteria,
                 uid,
-            } => self.search(charset.as_deref(), &criteria, uid, out).await,
+            } => {
+                let request = commands::SearchRequest {
+                    tag,
+                    ret: ret.as_deref(),
+                    charset: charset.as_deref(),
+                    keys: &criteria,
+                    by_uid: uid,
+                };
+                self.search(request, out).await
+            }
             C::Fetch {
                 set,
                 attributes,

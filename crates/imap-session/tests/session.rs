@@ -18,7 +18,7 @@ const MSG1: &[u8] =
 const MSG2: &[u8] = b"From: carol@example.org\r\nSubject: Second\r\n\r\nBody two\r\nwith \"quotes\" and {braces}\r\n";
 
 const PRE_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
-const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE APPENDLIMIT=52428800";
+const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE APPENDLIMIT=52428800";
 
 fn setup() -> (MemoryStore, Arc<StaticAuthenticator>, Session) {
     setup_with(ImapConfig::default())
@@ -474,8 +474,20 @@ async fn fetch_sets_seen_unless_peek_and_partial() {
         "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 2)\r\nj OK FETCH completed\r\n"
     );
     assert_eq!(
-        send(&mut s, "k FETCH 1 ENVELOPE\r\n").await,
-        "k NO [CANNOT] ENVELOPE and BODYSTRUCTURE are not supported yet\r\n"
+        send(
+            &mut s,
+            "k FETCH 1 (ENVELOPE BODY BODYSTRUCTURE BODY.PEEK[1.MIME])\r\n"
+        )
+        .await,
+        concat!(
+            "* 1 FETCH (ENVELOPE (NIL \"Hello\" ((NIL NIL \"bob\" \"example.org\")) ",
+            "((NIL NIL \"bob\" \"example.org\")) ((NIL NIL \"bob\" \"example.org\")) ",
+            "((NIL NIL \"alice\" \"example.org\")) NIL NIL NIL NIL) ",
+            "BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 1) ",
+            "BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL) ",
+            "BODY[1.MIME] {2}\r\n\r\n)\r\n",
+            "k OK FETCH completed\r\n"
+        )
     );
 }
 
@@ -735,7 +747,87 @@ async fn search_basics() {
     );
     assert_eq!(
         send(&mut s, "i SEARCH CHARSET KOI8-R ALL\r\n").await,
-        "i NO Unsupported charset\r\n"
+        "i NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"
+    );
+}
+
+const ENCODED: &[u8] = b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.org>\r\n\
+Subject: =?iso-8859-1?q?Caf=E9?= menu\r\n\
+Date: Mon, 3 Mar 2025 23:30:00 -0800\r\n\
+X-Tag: blue\r\n\
+Content-Type: multipart/alternative; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+cr=E8me br=FBl=E9e\r\n\
+--b\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+PHA+U2VjcmV0IHdvcmQ6IHBpc3RhY2hpbzwvcD4=\r\n\
+--b--\r\n";
+
+#[tokio::test]
+async fn search_decoded_text_dates_and_esearch() {
+    let (store, _, mut s) = logged_in().await;
+    deliver(&store, MSG1, &[Flag::Seen]);
+    deliver(&store, ENCODED, &[]);
+    deliver(&store, MSG2, &[Flag::Flagged]);
+    send(&mut s, "a SELECT INBOX\r\n").await;
+    let search = |q: &str| format!("s SEARCH CHARSET UTF-8 {q}\r\n");
+    // Encoded words in header fields, QP/ISO-8859-1 and base64/UTF-8 bodies.
+    for (query, hits) in [
+        ("FROM \"J\u{f6}rg\"", "2"),
+        ("SUBJECT \"caf\u{e9}\"", "2"),
+        ("SUBJECT Caf=E9", "2"),
+        ("BODY \"CR\u{c8}ME\"", "2"),
+        ("BODY pistachio", "2"),
+        ("TEXT \"J\u{f6}rg\"", "2"),
+        ("TEXT alice", "1"),
+        ("HEADER X-Tag \"\"", "2"),
+        ("HEADER X-Tag green", ""),
+        ("BODY nothing-like-this", ""),
+        // The Date header's own day (3 March), not converted to UTC (4 March).
+        ("SENTON 3-Mar-2025", "2"),
+        ("SENTBEFORE 4-Mar-2025", "2"),
+        ("SENTSINCE 4-Mar-2025", "1 3"),
+        ("NOT SENTON 3-Mar-2025", "1 3"),
+    ] {
+        let expected = if hits.is_empty() {
+            "* SEARCH\r\ns OK SEARCH completed\r\n".to_string()
+        } else {
+            format!("* SEARCH {hits}\r\ns OK SEARCH completed\r\n")
+        };
+        let mut input = search(query).into_bytes();
+        // Non-ASCII search strings go as literals, as clients send them.
+        if !query.is_ascii() {
+            let (key, value) = query.split_once(' ').unwrap();
+            let value = value.trim_matches('"');
+            input = format!(
+                "s SEARCH CHARSET UTF-8 {key} {{{}+}}\r\n{value}\r\n",
+                value.len()
+            )
+            .into_bytes();
+        }
+        assert_eq!(
+            String::from_utf8(send_bytes(&mut s, &input).await.0).unwrap(),
+            expected,
+            "{query}"
+        );
+    }
+    assert_eq!(
+        send(&mut s, "e SEARCH RETURN (MIN MAX COUNT ALL) ALL\r\n").await,
+        "* ESEARCH (TAG \"e\") MIN 1 MAX 3 COUNT 3 ALL 1:3\r\ne OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "f UID SEARCH RETURN () FLAGGED\r\n").await,
+        "* ESEARCH (TAG \"f\") UID ALL 3\r\nf OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "g SEARCH RETURN (COUNT MIN) DELETED\r\n").await,
+        "* ESEARCH (TAG \"g\") COUNT 0\r\ng OK SEARCH completed\r\n"
     );
 }
 
@@ -824,4 +916,176 @@ fn process_future_is_send() {
     let mut out = Vec::new();
     let fut = s.process(&mut out);
     assert_send(&fut);
+}
+
+#[tokio::test]
+async fn delete_rename_subscribe() {
+    let (store, _, mut s) = logged_in().await;
+    deliver(&store, MSG1, &[]);
+    send(&mut s, "a CREATE Work.Old\r\nb CREATE Empty\r\n").await;
+    assert_eq!(
+        send(&mut s, "c DELETE INBOX\r\n").await,
+        "c NO [CANNOT] INBOX cannot be deleted\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "d DELETE Nope\r\n").await,
+        "d NO [NONEXISTENT] No such mailbox or message\r\n"
+    );
+    let out = send(&mut s, "e DELETE Work\r\n").await;
+    assert!(out.starts_with("e NO [CANNOT]"), "{out}");
+    assert_eq!(
+        send(&mut s, "f DELETE Empty\r\n").await,
+        "f OK DELETE completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "g RENAME Work Projects\r\n").await,
+        "g OK RENAME completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "h LIST \"\" \"Projects*\"\r\n").await,
+        "* LIST (\\HasChildren) \".\" Projects\r\n\
+* LIST (\\HasNoChildren) \".\" Projects.Old\r\n\
+h OK LIST completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "i RENAME Projects INBOX\r\n").await,
+        "i NO [ALREADYEXISTS] INBOX always exists\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "j RENAME Projects.Old Projects\r\n").await,
+        "j NO [ALREADYEXISTS] Mailbox already exists\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "k SUBSCRIBE Projects.Old\r\n").await,
+        "k OK SUBSCRIBE completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "l LSUB \"\" \"Projects*\"\r\n").await,
+        "* LSUB (\\HasNoChildren) \".\" Projects.Old\r\nl OK LSUB completed\r\n"
+    );
+    assert_eq!(
+        send(
+            &mut s,
+            "m UNSUBSCRIBE Projects.Old\r\nn UNSUBSCRIBE Projects.Old\r\n"
+        )
+        .await,
+        "m OK UNSUBSCRIBE completed\r\nn OK UNSUBSCRIBE completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "o LSUB \"\" \"Projects*\"\r\n").await,
+        "o OK LSUB completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "p SUBSCRIBE Nope\r\n").await,
+        "p NO [NONEXISTENT] No such mailbox or message\r\n"
+    );
+    // RENAME INBOX moves its messages and leaves INBOX empty.
+    assert_eq!(
+        send(&mut s, "q RENAME INBOX Saved\r\n").await,
+        "q OK RENAME completed\r\n"
+    );
+    assert_eq!(store.message_count(USER, "Saved"), 1);
+    assert_eq!(store.message_count(USER, "INBOX"), 0);
+    assert_eq!(
+        send(&mut s, "r STATUS Saved (MESSAGES UNSEEN)\r\n").await,
+        "* STATUS Saved (MESSAGES 1 UNSEEN 1)\r\nr OK STATUS completed\r\n"
+    );
+}
+
+const MULTIPART: &[u8] = b"From: a@example.org\r\n\
+Subject: parts\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+first\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+\r\n\
+inner body\r\n\
+--b--\r\n";
+
+#[tokio::test]
+async fn fetch_multipart_parts() {
+    let (store, _, mut s) = logged_in().await;
+    deliver(&store, MULTIPART, &[]);
+    send(&mut s, "a EXAMINE INBOX\r\n").await;
+    assert_eq!(
+        send(
+            &mut s,
+            "b FETCH 1 (BODY[1] BODY[2.HEADER] BODY[2.TEXT] BODY[2.1] BODY[1.MIME] BODY[3])\r\n"
+        )
+        .await,
+        "* 1 FETCH (BODY[1] {5}\r\nfirst BODY[2.HEADER] {18}\r\nSubject: inner\r\n\r\n \
+BODY[2.TEXT] {10}\r\ninner body BODY[2.1] {10}\r\ninner body \
+BODY[1.MIME] {28}\r\nContent-Type: text/plain\r\n\r\n BODY[3] {0}\r\n)\r\n\
+b OK FETCH completed\r\n"
+    );
+    let out = send(&mut s, "c FETCH 1 BODYSTRUCTURE\r\n").await;
+    assert!(
+        out.starts_with("* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" NIL NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 28 (NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL))"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn list_extended_special_use_and_status() {
+    let store = MemoryStore::new().with_special_use(mail_store::SpecialUseNames::english());
+    let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
+    let mut s = new_session(&store, &auth, ImapConfig::default());
+    assert!(send(&mut s, "L LOGIN alice@example.org secret\r\n").await.starts_with("L OK"));
+    deliver(&store, MSG1, &[]);
+    send(
+        &mut s,
+        "b CREATE Work.Deep\r\nc SUBSCRIBE Work.Deep\r\nd CREATE Gone\r\ne SUBSCRIBE Gone\r\nf DELETE Gone\r\n",
+    )
+    .await;
+    // Only special-use folders.
+    let out = send(&mut s, "g LIST (SPECIAL-USE) \"\" *\r\n").await;
+    assert!(out.contains("\\Sent) \".\" Sent\r\n"), "{out}");
+    assert!(!out.contains(" INBOX\r\n") && !out.contains(" Work"), "{out}");
+    // Subscribed names, existing or not, with CHILDINFO for a parent.
+    let out = send(
+        &mut s,
+        "h LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work Work.* Gone)\r\n",
+    )
+    .await;
+    assert!(
+        out.contains("* LIST (\\HasChildren) \".\" Work (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* LIST (\\HasNoChildren \\Subscribed) \".\" Work.Deep\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* LIST (\\NonExistent \\Subscribed) \".\" Gone\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("h OK LIST completed\r\n"), "{out}");
+    // LIST-STATUS: a STATUS line right after each selectable mailbox.
+    assert_eq!(
+        send(
+            &mut s,
+            "i LIST \"\" (INBOX Work) RETURN (SUBSCRIBED CHILDREN STATUS (MESSAGES UNSEEN))\r\n"
+        )
+        .await,
+        "* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX\r\n\
+* STATUS INBOX (MESSAGES 1 UNSEEN 1)\r\n\
+* LIST (\\HasChildren) \".\" Work\r\n\
+* STATUS Work (MESSAGES 0 UNSEEN 0)\r\n\
+i OK LIST completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "j LIST (RECURSIVEMATCH) \"\" *\r\n").await,
+        "j BAD RECURSIVEMATCH needs another selection option\r\n"
+    );
+    // LSUB shows a subscribed name that no longer exists as \Noselect.
+    assert_eq!(
+        send(&mut s, "k LSUB \"\" Gone\r\n").await,
+        "* LSUB (\\Noselect) \".\" Gone\r\nk OK LSUB completed\r\n"
+    );
 }

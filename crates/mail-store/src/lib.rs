@@ -24,6 +24,7 @@ use std::future::Future;
 
 mod error;
 mod types;
+pub mod watch;
 
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -31,6 +32,7 @@ pub mod utf7;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use types::*;
+pub use watch::{ChangeSignal, ChangeSource, ChangeWatcher};
 
 /// Result of every storage operation.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -56,6 +58,16 @@ pub trait MailStore: Send + Sync + 'static {
     fn open_account(
         &self,
         account: &AccountLocation,
+    ) -> impl Future<Output = StoreResult<Self::Account>> + Send;
+
+    /// Like [`MailStore::open_account`], with the account's storage limits
+    /// (from the account record): APPEND and COPY that would exceed them
+    /// fail with [`StoreErrorKind::OverQuota`]. `open_account` is this with
+    /// [`Quota::UNLIMITED`].
+    fn open_account_with_quota(
+        &self,
+        account: &AccountLocation,
+        quota: Quota,
     ) -> impl Future<Output = StoreResult<Self::Account>> + Send;
 }
 
@@ -86,6 +98,56 @@ pub trait AccountStore: Send + Sync + 'static {
         flags: &Flags,
         internal_date: Option<i64>,
     ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send;
+
+    /// Deletes a folder and its messages (RFC 3501 §6.3.4). INBOX cannot be
+    /// deleted (`NotPossible`); neither can a folder with child folders
+    /// (`NotPossible`, "has children": delete the children first — Coffre
+    /// does not keep `\Noselect` placeholders). Subscriptions are kept
+    /// (RFC 3501 §6.3.6: the server does not remove them unilaterally).
+    fn delete_folder(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Renames a folder; its children move with it, and so do their
+    /// subscriptions (RFC 3501 §6.3.5). `to` must not exist
+    /// (`AlreadyExists`), nor be inside `from` (`NotPossible`); missing
+    /// parents of `to` are created. Renaming INBOX creates `to`, moves every
+    /// INBOX message into it and leaves INBOX empty (INBOX's children stay).
+    fn rename_folder(
+        &self,
+        from: &FolderName,
+        to: &FolderName,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Adds a folder to the subscriptions (RFC 3501 §6.3.6); the folder must
+    /// exist (`NotFound`). Subscribing twice is fine.
+    fn subscribe(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes a name from the subscriptions (RFC 3501 §6.3.7); the folder
+    /// need not exist. `NotFound` if the name was not subscribed.
+    fn unsubscribe(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every subscribed name, including names whose folder no longer exists
+    /// (LSUB / `LIST (SUBSCRIBED)` show those as `\NonExistent`).
+    fn subscriptions(&self) -> impl Future<Output = StoreResult<Vec<FolderName>>> + Send;
+
+    /// A folder's counters without opening it (STATUS, RFC 3501 §6.3.10):
+    /// cheap — message bodies are not read, `\Recent` is not claimed.
+    /// `recent` counts messages no read-write session has seen yet.
+    fn status(&self, name: &FolderName) -> impl Future<Output = StoreResult<MailboxStatus>> + Send;
+
+    /// Octets of all messages in a folder (STATUS `SIZE`, RFC 8438).
+    fn folder_size(&self, name: &FolderName) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// The account's current usage (RFC 9208 `GETQUOTAROOT`).
+    fn quota_usage(&self) -> impl Future<Output = StoreResult<QuotaUsage>> + Send;
+
+    /// The limits this account was opened with.
+    fn quota(&self) -> Quota;
+
+    /// Takes the POP3 maildrop lock (RFC 1939 §8): exclusive between
+    /// sessions and processes, released when the returned value is dropped.
+    /// A second attempt fails at once with [`StoreErrorKind::InUse`]. IMAP
+    /// sessions neither take nor respect it.
+    fn lock_maildrop(&self) -> impl Future<Output = StoreResult<MaildropLock>> + Send;
 }
 
 /// One open folder. Sequence numbers are the session's business: the mailbox
@@ -115,4 +177,38 @@ pub trait Mailbox: Send + Sync + 'static {
 
     /// Removes the given messages for good, all or none visible afterwards.
     fn expunge(&mut self, uids: &[Uid]) -> impl Future<Output = StoreResult<Vec<Uid>>> + Send;
+
+    /// Copies messages into another folder of the same account (COPY, RFC
+    /// 3501 §6.4.7), keeping flags and internal date; the copies are
+    /// `\Recent` there. UIDs that no longer exist are skipped. All or none:
+    /// on error nothing is visible in `dest` (over quota: `OverQuota`).
+    /// Allowed on a read-only mailbox.
+    fn copy_to(
+        &self,
+        uids: &[Uid],
+        dest: &FolderName,
+    ) -> impl Future<Output = StoreResult<CopyOutcome>> + Send;
+
+    /// Moves messages into another folder (MOVE, RFC 6851): each message is
+    /// in exactly one of the two folders at every moment, also across a
+    /// crash. The moved UIDs leave this mailbox's `messages()` as with
+    /// [`Mailbox::expunge`]. Moving into the same folder is `NotPossible`.
+    fn move_to(
+        &mut self,
+        uids: &[Uid],
+        dest: &FolderName,
+    ) -> impl Future<Output = StoreResult<CopyOutcome>> + Send;
+
+    /// `len` octets of a message starting at `offset` (fewer at its end;
+    /// empty past it), for partial FETCH without reading the whole file.
+    fn read_range(
+        &self,
+        uid: Uid,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = StoreResult<Vec<u8>>> + Send;
+
+    /// A watcher that resolves when this folder may have changed since the
+    /// last `sync` (see [`watch`]), for IDLE.
+    fn watch(&self) -> ChangeWatcher;
 }

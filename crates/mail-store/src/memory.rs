@@ -16,19 +16,28 @@
 //!   claiming them.
 //! - An expunge happens under one lock: all of it or none of it is visible.
 //!
+//! - Subscriptions are a set of names per account: deleting a folder keeps
+//!   its subscription, renaming moves it.
+//! - Every change to a folder bumps its [`ChangeSignal`], which is what
+//!   [`Mailbox::watch`] waits on.
+//! - Special-use folders only when asked for
+//!   ([`MemoryStore::with_special_use`]); by default an account has INBOX
+//!   alone.
+//!
 //! Test helpers: [`MemoryStore::deliver`] seeds a message as an MTA would,
 //! [`MemoryStore::deliver_with_uidl`] also records a POP3 UIDL carried over
 //! from a previous server, and [`MemoryStore::set_subscribed`] sets a
 //! subscription.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{
-    AccountLocation, AccountStore, AppendOutcome, FlagOp, Flags, FolderInfo, FolderName,
-    HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxChange, MailboxStatus, MessageMeta, StoreError,
+    AccountLocation, AccountStore, AppendOutcome, ChangeSignal, ChangeWatcher, CopyOutcome, FlagOp,
+    Flags, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxChange,
+    MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError,
     StoreErrorKind, StoreResult, Uid, UidValidity,
 };
 
@@ -51,11 +60,16 @@ struct StoreState {
     folders_created: u32,
     /// Source of session ids, so `\Recent` can name its owner.
     sessions_opened: u64,
+    /// Special-use folders created in new accounts, and their aliases.
+    special_use: Option<SpecialUseNames>,
 }
 
 #[derive(Debug, Default)]
 struct AccountState {
     folders: BTreeMap<FolderName, FolderState>,
+    subscriptions: BTreeSet<FolderName>,
+    /// Whether a POP3 session holds the maildrop.
+    maildrop_locked: bool,
 }
 
 #[derive(Debug)]
@@ -64,7 +78,8 @@ struct FolderState {
     /// The UID the next message gets; never goes down.
     uid_next: u32,
     messages: BTreeMap<Uid, StoredMessage>,
-    subscribed: bool,
+    /// Bumped on every change; watchers wait on it.
+    signal: ChangeSignal,
 }
 
 #[derive(Debug, Clone)]
@@ -84,20 +99,54 @@ impl StoreState {
             uid_validity: UidValidity(FIRST_UID_VALIDITY.wrapping_add(self.folders_created)),
             uid_next: 1,
             messages: BTreeMap::new(),
-            subscribed: false,
+            signal: ChangeSignal::new(),
         }
     }
 
-    /// The account, created with an INBOX on first use.
+    /// The account, created with an INBOX (and the special-use folders, if
+    /// configured), all subscribed, on first use.
     fn account_mut(&mut self, login: &str) -> &mut AccountState {
         if !self.accounts.contains_key(login) {
-            let mut inbox = self.new_folder();
-            inbox.subscribed = true;
             let mut account = AccountState::default();
-            account.folders.insert(FolderName::inbox(), inbox);
+            let mut names = vec![FolderName::inbox()];
+            if let Some(special) = &self.special_use {
+                names.extend(special.folders().iter().map(|(_, n)| n.clone()));
+            }
+            for name in names {
+                let folder = self.new_folder();
+                account.subscriptions.insert(name.clone());
+                account.folders.insert(name, folder);
+            }
             self.accounts.insert(login.to_string(), account);
         }
         self.accounts.entry(login.to_string()).or_default()
+    }
+
+    /// The folder a client's name stands for: the name itself if such a
+    /// folder exists, else the special folder it is an alias of.
+    fn resolve(&mut self, login: &str, name: &FolderName) -> FolderName {
+        if self.account_mut(login).folders.contains_key(name) {
+            return name.clone();
+        }
+        self.special_use
+            .as_ref()
+            .and_then(|s| s.alias_target(name))
+            .cloned()
+            .unwrap_or_else(|| name.clone())
+    }
+
+    /// Everything the account holds now.
+    fn usage(&mut self, login: &str) -> QuotaUsage {
+        let mut usage = QuotaUsage::default();
+        for folder in self.account_mut(login).folders.values() {
+            usage.messages += folder.messages.len() as u64;
+            usage.bytes += folder
+                .messages
+                .values()
+                .map(|m| m.bytes.len() as u64)
+                .sum::<u64>();
+        }
+        usage
     }
 
     /// Creates `name` and any missing parents; errors if `name` exists.
@@ -138,6 +187,24 @@ fn no_folder(name: &FolderName) -> StoreError {
     )
 }
 
+fn has_children(folders: &BTreeMap<FolderName, FolderState>, name: &FolderName) -> bool {
+    let prefix = format!("{}{HIERARCHY_SEPARATOR}", name.as_str());
+    folders.keys().any(|k| k.as_str().starts_with(&prefix))
+}
+
+/// `name` with the leading `from` replaced by `to`, if `name` is `from` or
+/// one of its descendants.
+fn renamed(name: &FolderName, from: &FolderName, to: &FolderName) -> Option<FolderName> {
+    if name == from {
+        return Some(to.clone());
+    }
+    let rest = name
+        .as_str()
+        .strip_prefix(from.as_str())?
+        .strip_prefix(HIERARCHY_SEPARATOR)?;
+    FolderName::new(&format!("{to}{HIERARCHY_SEPARATOR}{rest}")).ok()
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -172,6 +239,7 @@ impl FolderState {
                 pop3_uidl,
             },
         );
+        self.signal.bump();
         Ok(AppendOutcome {
             uid_validity: self.uid_validity,
             uid,
@@ -183,6 +251,14 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Creates (and subscribes) these special-use folders in every account
+    /// opened from now on, lists them with their attribute, and resolves
+    /// their aliases. Without it accounts have INBOX only.
+    pub fn with_special_use(self, names: SpecialUseNames) -> Self {
+        self.lock().special_use = Some(names);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, StoreState> {
@@ -237,7 +313,14 @@ impl MemoryStore {
     /// Subscribes or unsubscribes `folder` of `login` (the folder must exist).
     pub fn set_subscribed(&self, login: &str, folder: &str, subscribed: bool) -> StoreResult<()> {
         let name = FolderName::new(folder)?;
-        self.lock().folder_mut(login, &name)?.subscribed = subscribed;
+        let mut state = self.lock();
+        state.folder_mut(login, &name)?;
+        let subscriptions = &mut state.account_mut(login).subscriptions;
+        if subscribed {
+            subscriptions.insert(name);
+        } else {
+            subscriptions.remove(&name);
+        }
         Ok(())
     }
 
@@ -270,11 +353,23 @@ impl MailStore for MemoryStore {
         &self,
         account: &AccountLocation,
     ) -> impl Future<Output = StoreResult<MemoryAccount>> + Send {
+        self.open_account_with_quota(account, Quota::UNLIMITED)
+    }
+
+    fn open_account_with_quota(
+        &self,
+        account: &AccountLocation,
+        quota: Quota,
+    ) -> impl Future<Output = StoreResult<MemoryAccount>> + Send {
         let shared = Arc::clone(&self.shared);
         let login = account.login.clone();
         async move {
             lock(&shared).account_mut(&login);
-            Ok(MemoryAccount { shared, login })
+            Ok(MemoryAccount {
+                shared,
+                login,
+                quota,
+            })
         }
     }
 }
@@ -284,6 +379,19 @@ impl MailStore for MemoryStore {
 pub struct MemoryAccount {
     shared: Arc<Mutex<StoreState>>,
     login: String,
+    quota: Quota,
+}
+
+/// Releases a memory account's maildrop when dropped.
+struct MemoryMaildropGuard {
+    shared: Arc<Mutex<StoreState>>,
+    login: String,
+}
+
+impl Drop for MemoryMaildropGuard {
+    fn drop(&mut self) {
+        lock(&self.shared).account_mut(&self.login).maildrop_locked = false;
+    }
 }
 
 impl AccountStore for MemoryAccount {
@@ -291,17 +399,16 @@ impl AccountStore for MemoryAccount {
 
     async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
         let mut state = lock(&self.shared);
-        let folders = &state.account_mut(&self.login).folders;
+        let special = state.special_use.clone();
+        let account = state.account_mut(&self.login);
+        let folders = &account.folders;
         let mut list: Vec<FolderInfo> = folders
-            .iter()
-            .map(|(name, folder)| {
-                let prefix = format!("{}{HIERARCHY_SEPARATOR}", name.as_str());
-                FolderInfo {
-                    name: name.clone(),
-                    subscribed: folder.subscribed,
-                    special_use: None,
-                    has_children: folders.keys().any(|k| k.as_str().starts_with(&prefix)),
-                }
+            .keys()
+            .map(|name| FolderInfo {
+                name: name.clone(),
+                subscribed: account.subscriptions.contains(name),
+                special_use: special.as_ref().and_then(|s| s.special_use_of(name)),
+                has_children: has_children(folders, name),
             })
             .collect();
         // INBOX first, the rest in name order (the map is sorted already).
@@ -310,25 +417,31 @@ impl AccountStore for MemoryAccount {
     }
 
     async fn create_folder(&self, name: &FolderName) -> StoreResult<()> {
-        lock(&self.shared).create_folder(&self.login, name)
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        state.create_folder(&self.login, &name)
     }
 
     async fn open_folder(&self, name: &FolderName, read_only: bool) -> StoreResult<MemoryMailbox> {
-        let session = {
+        let (session, name, signal) = {
             let mut state = lock(&self.shared);
-            state.folder_mut(&self.login, name)?;
+            let name = state.resolve(&self.login, name);
+            let signal = state.folder_mut(&self.login, &name)?.signal.clone();
             state.sessions_opened += 1;
-            state.sessions_opened
+            (state.sessions_opened, name, signal)
         };
         let mut mailbox = MemoryMailbox {
             shared: Arc::clone(&self.shared),
             login: self.login.clone(),
-            name: name.clone(),
+            name,
             read_only,
             session,
+            quota: self.quota,
             uid_validity: UidValidity(0),
             uid_next: Uid(1),
             snapshot: Vec::new(),
+            seen_version: signal.version(),
+            signal,
         };
         mailbox.refresh()?;
         Ok(mailbox)
@@ -343,9 +456,179 @@ impl AccountStore for MemoryAccount {
     ) -> StoreResult<AppendOutcome> {
         let date = internal_date.unwrap_or_else(now_secs);
         let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        state.folder_mut(&self.login, &name)?;
+        let usage = state.usage(&self.login);
+        self.quota.check(usage, message.len() as u64, 1)?;
         state
-            .folder_mut(&self.login, name)?
+            .folder_mut(&self.login, &name)?
             .add(message, flags, date, None)
+    }
+
+    async fn delete_folder(&self, name: &FolderName) -> StoreResult<()> {
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        if name.is_inbox() {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                "INBOX cannot be deleted",
+            ));
+        }
+        let folders = &mut state.account_mut(&self.login).folders;
+        if !folders.contains_key(&name) {
+            return Err(no_folder(&name));
+        }
+        if has_children(folders, &name) {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                format!("folder {name} has children"),
+            ));
+        }
+        if let Some(folder) = folders.remove(&name) {
+            folder.signal.bump();
+        }
+        Ok(())
+    }
+
+    async fn rename_folder(&self, from: &FolderName, to: &FolderName) -> StoreResult<()> {
+        let mut state = lock(&self.shared);
+        let from = state.resolve(&self.login, from);
+        let to = state.resolve(&self.login, to);
+        state.folder_mut(&self.login, &from)?;
+        if to.is_inbox() || state.account_mut(&self.login).folders.contains_key(&to) {
+            return Err(StoreError::new(
+                StoreErrorKind::AlreadyExists,
+                format!("folder {to} already exists"),
+            ));
+        }
+        if renamed(&to, &from, &to).is_some() {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                format!("cannot rename {from} into itself ({to})"),
+            ));
+        }
+        if from.is_inbox() {
+            state.create_folder(&self.login, &to)?;
+            let inbox = state.folder_mut(&self.login, &from)?;
+            let moved = std::mem::take(&mut inbox.messages);
+            inbox.signal.bump();
+            let dest = state.folder_mut(&self.login, &to)?;
+            for message in moved.into_values() {
+                dest.add(
+                    &message.bytes,
+                    &message.flags,
+                    message.internal_date,
+                    message.pop3_uidl,
+                )?;
+            }
+            return Ok(());
+        }
+        // Parents of the new name first, then every folder of the subtree.
+        if let Some((parent, _)) = to.as_str().rsplit_once(HIERARCHY_SEPARATOR) {
+            let parent = FolderName::new(parent)?;
+            if !state.account_mut(&self.login).folders.contains_key(&parent) {
+                state.create_folder(&self.login, &parent)?;
+            }
+        }
+        let account = state.account_mut(&self.login);
+        let subtree: Vec<FolderName> = account
+            .folders
+            .keys()
+            .filter(|k| renamed(k, &from, &to).is_some())
+            .cloned()
+            .collect();
+        for old in subtree {
+            if let (Some(new), Some(folder)) =
+                (renamed(&old, &from, &to), account.folders.remove(&old))
+            {
+                folder.signal.bump();
+                account.folders.insert(new, folder);
+            }
+        }
+        let subscriptions = std::mem::take(&mut account.subscriptions);
+        account.subscriptions = subscriptions
+            .into_iter()
+            .map(|s| renamed(&s, &from, &to).unwrap_or(s))
+            .collect();
+        Ok(())
+    }
+
+    async fn subscribe(&self, name: &FolderName) -> StoreResult<()> {
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        state.folder_mut(&self.login, &name)?;
+        state.account_mut(&self.login).subscriptions.insert(name);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, name: &FolderName) -> StoreResult<()> {
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        if state.account_mut(&self.login).subscriptions.remove(&name) {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("{name} is not subscribed"),
+            ))
+        }
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<FolderName>> {
+        let mut state = lock(&self.shared);
+        Ok(state
+            .account_mut(&self.login)
+            .subscriptions
+            .iter()
+            .cloned()
+            .collect())
+    }
+
+    async fn status(&self, name: &FolderName) -> StoreResult<MailboxStatus> {
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        let folder = state.folder_mut(&self.login, &name)?;
+        let count = |f: &dyn Fn(&StoredMessage) -> bool| {
+            u32::try_from(folder.messages.values().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+        };
+        Ok(MailboxStatus {
+            uid_validity: folder.uid_validity,
+            uid_next: Uid(folder.uid_next),
+            messages: count(&|_| true),
+            unseen: count(&|m| !m.flags.contains(&crate::Flag::Seen)),
+            recent: count(&|m| m.recent_owner.is_none()),
+        })
+    }
+
+    async fn folder_size(&self, name: &FolderName) -> StoreResult<u64> {
+        let mut state = lock(&self.shared);
+        let name = state.resolve(&self.login, name);
+        let folder = state.folder_mut(&self.login, &name)?;
+        Ok(folder.messages.values().map(|m| m.bytes.len() as u64).sum())
+    }
+
+    async fn quota_usage(&self) -> StoreResult<QuotaUsage> {
+        Ok(lock(&self.shared).usage(&self.login))
+    }
+
+    fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    async fn lock_maildrop(&self) -> StoreResult<MaildropLock> {
+        let mut state = lock(&self.shared);
+        let account = state.account_mut(&self.login);
+        if account.maildrop_locked {
+            return Err(StoreError::new(
+                StoreErrorKind::InUse,
+                format!("maildrop of {} is locked by another session", self.login),
+            ));
+        }
+        account.maildrop_locked = true;
+        Ok(MaildropLock::new(MemoryMaildropGuard {
+            shared: Arc::clone(&self.shared),
+            login: self.login.clone(),
+        }))
     }
 }
 
@@ -358,6 +641,11 @@ pub struct MemoryMailbox {
     read_only: bool,
     /// This session's id, the owner of the messages it claims as `\Recent`.
     session: u64,
+    /// The account's limits (for COPY).
+    quota: Quota,
+    /// The folder's change signal, and its version at the last refresh.
+    signal: ChangeSignal,
+    seen_version: u64,
     uid_validity: UidValidity,
     /// UIDNEXT as of the last sync.
     uid_next: Uid,
@@ -378,6 +666,7 @@ impl MemoryMailbox {
     fn refresh(&mut self) -> StoreResult<Vec<MailboxChange>> {
         let mut state = lock(&self.shared);
         let folder = state.folder_mut(&self.login, &self.name)?;
+        self.seen_version = folder.signal.version();
         let mut fresh = Vec::with_capacity(folder.messages.len());
         for (uid, message) in &mut folder.messages {
             if message.recent_owner.is_none() && !self.read_only {
@@ -407,6 +696,61 @@ impl MemoryMailbox {
 
     fn position(&self, uid: Uid) -> Option<usize> {
         self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Copies (and for a move, removes) messages under one lock, so the
+    /// whole operation is atomic.
+    fn transfer(&self, uids: &[Uid], dest: &FolderName, remove: bool) -> StoreResult<CopyOutcome> {
+        let mut state = lock(&self.shared);
+        let dest = state.resolve(&self.login, dest);
+        if remove && dest == self.name {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                format!("cannot move messages of {dest} into itself"),
+            ));
+        }
+        let uid_validity = state.folder_mut(&self.login, &dest)?.uid_validity;
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let source = state.folder_mut(&self.login, &self.name)?;
+        let picked: Vec<(Uid, StoredMessage)> = sorted
+            .iter()
+            .filter_map(|uid| source.messages.get(uid).map(|m| (*uid, m.clone())))
+            .collect();
+        if !remove {
+            let usage = state.usage(&self.login);
+            let bytes = picked.iter().map(|(_, m)| m.bytes.len() as u64).sum();
+            self.quota.check(usage, bytes, picked.len() as u64)?;
+        }
+        let target = state.folder_mut(&self.login, &dest)?;
+        if u64::from(target.uid_next) + picked.len() as u64 > u64::from(Uid::MAX.0) + 1 {
+            return Err(StoreError::new(
+                StoreErrorKind::NotPossible,
+                format!("UID space of {dest} is exhausted"),
+            ));
+        }
+        let mut pairs = Vec::with_capacity(picked.len());
+        for (uid, message) in &picked {
+            let out = target.add(
+                &message.bytes,
+                &message.flags,
+                message.internal_date,
+                message.pop3_uidl.clone(),
+            )?;
+            pairs.push((*uid, out.uid));
+        }
+        if remove && !picked.is_empty() {
+            let source = state.folder_mut(&self.login, &self.name)?;
+            for (uid, _) in &picked {
+                source.messages.remove(uid);
+            }
+            source.signal.bump();
+        }
+        Ok(CopyOutcome {
+            uid_validity,
+            uids: pairs,
+        })
     }
 }
 
@@ -512,6 +856,9 @@ impl Mailbox for MemoryMailbox {
                     changed.push((*uid, message.flags.clone()));
                 }
             }
+            if !changed.is_empty() {
+                folder.signal.bump();
+            }
         }
         // Our own change is not news to us at the next sync.
         for (uid, new_flags) in &changed {
@@ -535,6 +882,9 @@ impl Mailbox for MemoryMailbox {
                     removed.push(*uid);
                 }
             }
+            if !removed.is_empty() {
+                folder.signal.bump();
+            }
         }
         removed.sort_unstable();
         removed.dedup();
@@ -544,6 +894,41 @@ impl Mailbox for MemoryMailbox {
             .retain(|m| removed.binary_search(&m.uid).is_err());
         Ok(removed)
     }
+
+    async fn copy_to(&self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        self.transfer(uids, dest, false)
+    }
+
+    async fn move_to(&mut self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        let outcome = self.transfer(uids, dest, true)?;
+        let moved: Vec<Uid> = outcome.uids.iter().map(|(src, _)| *src).collect();
+        self.snapshot
+            .retain(|m| moved.binary_search(&m.uid).is_err());
+        Ok(outcome)
+    }
+
+    async fn read_range(&self, uid: Uid, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
+        let bytes = self.read_message(uid).await?;
+        Ok(byte_range(&bytes, offset, len).to_vec())
+    }
+
+    fn watch(&self) -> ChangeWatcher {
+        ChangeWatcher::new(self.signal.source(self.seen_version))
+    }
+}
+
+/// `len` octets from `offset`, clipped to the message.
+pub(crate) fn byte_range(bytes: &[u8], offset: u64, len: u64) -> &[u8] {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let end = start
+        .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+        .min(bytes.len());
+    &bytes[start..end]
 }
 
 #[cfg(test)]

@@ -269,3 +269,234 @@ pub struct AppendOutcome {
     /// The new message's UID.
     pub uid: Uid,
 }
+
+impl SpecialUse {
+    /// Every special use, in the order folders are created.
+    pub const ALL: [SpecialUse; 5] = [
+        SpecialUse::Drafts,
+        SpecialUse::Sent,
+        SpecialUse::Trash,
+        SpecialUse::Junk,
+        SpecialUse::Archive,
+    ];
+
+    /// The RFC 6154 attribute (`\Drafts`, `\Sent`, …).
+    pub fn as_imap(self) -> &'static str {
+        match self {
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Archive => "\\Archive",
+        }
+    }
+}
+
+/// Which folders are special-use, and which other names clients use for them.
+///
+/// The canonical folders (default `Drafts`, `Sent`, `Trash`, `Junk`,
+/// `Archive`) are created and subscribed when an account is first opened and
+/// listed with their RFC 6154 attribute. An alias (default: Outlook's
+/// `Sent Items`, `Deleted Items`, `Junk E-mail`, `Junk Email`, Apple Mail's
+/// `Sent Messages`, `Deleted Messages`) names the canonical folder in every
+/// operation, unless a real folder of exactly the alias's name exists (a
+/// migrated account keeps what it had). Aliases match whole names, ASCII
+/// case-insensitively; the one place that applies them is
+/// [`SpecialUseNames::alias_target`], called by each backend before it looks
+/// a folder up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecialUseNames {
+    folders: Vec<(SpecialUse, FolderName)>,
+    aliases: Vec<(String, SpecialUse)>,
+}
+
+impl Default for SpecialUseNames {
+    fn default() -> Self {
+        Self::english()
+    }
+}
+
+impl SpecialUseNames {
+    /// English names and the Outlook / Apple Mail aliases.
+    pub fn english() -> Self {
+        let folder = |use_, name: &str| (use_, FolderName(name.to_string()));
+        let alias = |name: &str, use_| (name.to_string(), use_);
+        Self {
+            folders: vec![
+                folder(SpecialUse::Drafts, "Drafts"),
+                folder(SpecialUse::Sent, "Sent"),
+                folder(SpecialUse::Trash, "Trash"),
+                folder(SpecialUse::Junk, "Junk"),
+                folder(SpecialUse::Archive, "Archive"),
+            ],
+            aliases: vec![
+                alias("Sent Items", SpecialUse::Sent),
+                alias("Sent Messages", SpecialUse::Sent),
+                alias("Deleted Items", SpecialUse::Trash),
+                alias("Deleted Messages", SpecialUse::Trash),
+                alias("Junk E-mail", SpecialUse::Junk),
+                alias("Junk Email", SpecialUse::Junk),
+            ],
+        }
+    }
+
+    /// No special-use folders and no aliases.
+    pub fn none() -> Self {
+        Self {
+            folders: Vec::new(),
+            aliases: Vec::new(),
+        }
+    }
+
+    /// Sets the folder name of one special use (e.g. `Sent` → `Gesendet`).
+    pub fn with_name(mut self, use_: SpecialUse, name: &str) -> Result<Self, StoreError> {
+        let name = FolderName::new(name)?;
+        if name.is_inbox() {
+            return Err(StoreError::new(
+                StoreErrorKind::InvalidName,
+                "INBOX cannot be a special-use folder",
+            ));
+        }
+        self.folders.retain(|(u, _)| *u != use_);
+        self.folders.push((use_, name));
+        self.folders
+            .sort_by_key(|(u, _)| SpecialUse::ALL.iter().position(|a| a == u));
+        Ok(self)
+    }
+
+    /// Adds a name clients may use for a special folder (e.g. a localised
+    /// `Gelöschte Elemente` → Trash).
+    pub fn with_alias(mut self, alias: &str, use_: SpecialUse) -> Result<Self, StoreError> {
+        let name = FolderName::new(alias)?;
+        if name.is_inbox() {
+            return Err(StoreError::new(
+                StoreErrorKind::InvalidName,
+                "INBOX cannot be an alias",
+            ));
+        }
+        self.aliases
+            .retain(|(a, _)| !a.eq_ignore_ascii_case(name.as_str()));
+        self.aliases.push((name.as_str().to_string(), use_));
+        Ok(self)
+    }
+
+    /// The canonical folders, in creation order.
+    pub fn folders(&self) -> &[(SpecialUse, FolderName)] {
+        &self.folders
+    }
+
+    /// The folder of a special use, if one is configured.
+    pub fn folder_of(&self, use_: SpecialUse) -> Option<&FolderName> {
+        self.folders
+            .iter()
+            .find(|(u, _)| *u == use_)
+            .map(|(_, n)| n)
+    }
+
+    /// The special use of a canonical folder name.
+    pub fn special_use_of(&self, name: &FolderName) -> Option<SpecialUse> {
+        self.folders
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(u, _)| *u)
+    }
+
+    /// The canonical folder an alias stands for (`Sent Items` → `Sent`), or
+    /// `None` when `name` is not an alias or is itself a canonical name.
+    /// Backends call this once per lookup and use the target only when no
+    /// folder named `name` exists.
+    pub fn alias_target(&self, name: &FolderName) -> Option<&FolderName> {
+        if self.special_use_of(name).is_some() {
+            return None;
+        }
+        let (_, use_) = self
+            .aliases
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(name.as_str()))?;
+        self.folder_of(*use_)
+    }
+}
+
+/// What COPY or MOVE produced (UIDPLUS `[COPYUID]`, RFC 4315 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    /// The destination folder's UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// `(source UID, destination UID)` for every message copied, ascending
+    /// by source UID. UIDs that no longer exist are left out.
+    pub uids: Vec<(Uid, Uid)>,
+}
+
+/// Per-account storage limits (RFC 9208 `STORAGE` and `MESSAGE`); `None`
+/// means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    /// Most octets the account's messages may occupy.
+    pub max_bytes: Option<u64>,
+    /// Most messages the account may hold.
+    pub max_messages: Option<u64>,
+}
+
+impl Quota {
+    /// No limits.
+    pub const UNLIMITED: Quota = Quota {
+        max_bytes: None,
+        max_messages: None,
+    };
+
+    /// Whether adding `bytes` in `messages` messages to `usage` stays within
+    /// the limits; `OverQuota` otherwise.
+    pub fn check(&self, usage: QuotaUsage, bytes: u64, messages: u64) -> Result<(), StoreError> {
+        if let Some(max) = self.max_bytes
+            && usage.bytes.saturating_add(bytes) > max
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::OverQuota,
+                format!("storage quota: {} + {bytes} octets over {max}", usage.bytes),
+            ));
+        }
+        if let Some(max) = self.max_messages
+            && usage.messages.saturating_add(messages) > max
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::OverQuota,
+                format!(
+                    "message quota: {} + {messages} messages over {max}",
+                    usage.messages
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What an account uses now (RFC 9208 `GETQUOTAROOT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotaUsage {
+    /// Octets of all messages in all folders.
+    pub bytes: u64,
+    /// Messages in all folders.
+    pub messages: u64,
+}
+
+/// An exclusive hold on an account's maildrop for one POP3 session (RFC 1939
+/// §8: the maildrop is locked from authentication to QUIT). Released when
+/// dropped. IMAP sessions are not affected by it.
+pub struct MaildropLock {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl MaildropLock {
+    /// Wraps a backend's guard (a locked file, a flag reset on drop…).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for MaildropLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MaildropLock")
+    }
+}

@@ -147,18 +147,26 @@ pub fn epoch_secs(time: SystemTime) -> i64 {
 }
 
 /// Removes files in `tmp/` older than [`STALE_TMP_AGE`]; returns how many.
+///
+/// "Older" means both the mtime and the ctime: an APPEND in progress sets
+/// its file's mtime to the internal date, which may be years back, but its
+/// ctime (which nobody can set) is fresh.
 pub fn clean_stale_tmp(folder: &Path, now: SystemTime) -> usize {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = fs::read_dir(folder.join("tmp")) else {
         return 0;
     };
     let mut removed = 0;
+    let age_of = |t: SystemTime| now.duration_since(t).ok();
     for entry in entries.flatten() {
         let Ok(meta) = entry.metadata() else { continue };
+        let ctime = system_time(meta.ctime());
         let old = meta
             .modified()
             .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|age| age > STALE_TMP_AGE);
+            .and_then(age_of)
+            .is_some_and(|age| age > STALE_TMP_AGE)
+            && age_of(ctime).is_some_and(|age| age > STALE_TMP_AGE);
         if meta.is_file() && old && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
@@ -212,9 +220,18 @@ mod tests {
         old.mark_moved();
         let mut fresh = write_tmp(dir.path(), b"new", epoch_secs(SystemTime::now())).unwrap();
         fresh.mark_moved();
-        assert_eq!(clean_stale_tmp(dir.path(), SystemTime::now()), 1);
+        // An APPEND with an old internal date is not stale: its ctime is new.
+        assert_eq!(clean_stale_tmp(dir.path(), SystemTime::now()), 0);
+        assert!(old.path.exists());
+        // 37 hours on, both are stale; a file whose mtime is not old yet
+        // (an internal date in the future) is kept.
+        let later = SystemTime::now() + STALE_TMP_AGE + Duration::from_secs(3600);
+        let mut recent_date = write_tmp(dir.path(), b"x", epoch_secs(later)).unwrap();
+        recent_date.mark_moved();
+        assert_eq!(clean_stale_tmp(dir.path(), later), 2);
         assert!(!old.path.exists());
-        assert!(fresh.path.exists());
+        assert!(!fresh.path.exists());
+        assert!(recent_date.path.exists(), "mtime not old yet");
         assert_eq!(epoch_secs(system_time(-5)), -5);
     }
 }

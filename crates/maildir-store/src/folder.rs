@@ -18,6 +18,15 @@
 //! counter: hex, the last value given out), so every folder gets a distinct
 //! one, never below the current time. `\Recent` ownership is the first UID
 //! not yet claimed by a read-write session, kept in `coffre-recent`.
+//!
+//! Cost: a sync reads the directory names (`readdir` gives the file type,
+//! so no `stat`), the UID list and the keyword table; it `stat`s only files
+//! it has not seen before (for their mtime, the internal date, and their size
+//! when the name has no `,S=`) — a [`MetaCache`] per open mailbox remembers
+//! the rest, since neither changes when flags rename a file. A mailbox skips
+//! the sync altogether when the [`Stamp`] of `cur/`, `new/`, the UID list and
+//! the keyword table is unchanged since its last one. APPEND, COPY and MOVE
+//! add their records to the end of the UID list without re-scanning `cur/`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -49,7 +58,25 @@ pub struct FolderLock {
 
 /// Takes the folder's lock, waiting up to `timeout` (then a `Temporary` error).
 pub fn lock_folder(dir: &Path, timeout: Duration) -> StoreResult<FolderLock> {
-    let path = dir.join(LOCK_FILE);
+    lock_at(&dir.join(LOCK_FILE), timeout)
+}
+
+/// Takes the locks of two folders in one order (by path), so that two
+/// sessions moving mail between the same folders cannot deadlock. One lock
+/// when both are the same folder.
+pub fn lock_two(a: &Path, b: &Path, timeout: Duration) -> StoreResult<Vec<FolderLock>> {
+    if a == b {
+        return Ok(vec![lock_folder(a, timeout)?]);
+    }
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let one = lock_folder(first, timeout)?;
+    let two = lock_folder(second, timeout)?;
+    Ok(vec![one, two])
+}
+
+/// Takes an exclusive `flock` on the file at `path` (created if missing).
+pub fn lock_at(path: &Path, timeout: Duration) -> StoreResult<FolderLock> {
+    let path = path.to_path_buf();
     let file = fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -114,17 +141,24 @@ pub fn next_uid_validity(root: &Path, timeout: Duration) -> StoreResult<UidValid
     Ok(UidValidity(next))
 }
 
-/// A file found in `cur/`.
-#[derive(Debug, Clone)]
-struct CurFile {
-    filename: String,
-    mtime: i64,
-    len: u64,
+/// What a sync needs to know of a file besides its name: its mtime (the
+/// internal date) and its size. Neither changes when flags rename the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// mtime, seconds since the epoch.
+    pub mtime: i64,
+    /// Size in octets.
+    pub len: u64,
 }
 
-/// `cur/` by base name. Dot files, non-files and non-UTF-8 names are skipped.
-fn scan_cur(cur: &Path) -> StoreResult<HashMap<String, CurFile>> {
-    let mut found = HashMap::new();
+/// Base name → [`FileMeta`] of the files a mailbox has seen, so a re-sync
+/// does not `stat` them again.
+pub type MetaCache = HashMap<String, FileMeta>;
+
+/// `cur/` by base name → current file name, from `readdir` alone. Dot files,
+/// non-files (symlinks included) and non-UTF-8 names are skipped.
+fn scan_cur(cur: &Path) -> StoreResult<HashMap<String, String>> {
+    let mut found: HashMap<String, String> = HashMap::new();
     let entries = fs::read_dir(cur)
         .map_err(|e| StoreError::io(format_args!("scanning {}", cur.display()), &e))?;
     for entry in entries {
@@ -137,35 +171,85 @@ fn scan_cur(cur: &Path) -> StoreResult<HashMap<String, CurFile>> {
         if filename.starts_with('.') {
             continue;
         }
-        // A file renamed or removed since readdir is simply not there.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
+        // d_type from readdir; a file removed since readdir is not there.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let base = uidlist::base_name(&filename).to_string();
-        let mtime = meta.modified().map(delivery::epoch_secs).unwrap_or(0);
         if let Some(other) = found.get(&base) {
-            let CurFile {
-                filename: other, ..
-            } = other;
             tracing::warn!(%base, %other, %filename, "two files share one base name; ignoring one");
             continue;
         }
-        found.insert(
-            base,
-            CurFile {
-                filename,
-                mtime,
-                len: meta.len(),
-            },
-        );
+        found.insert(base, filename);
     }
     Ok(found)
 }
 
+/// `stat` of one file in `cur/` (not following symlinks).
+fn stat_cur(cur: &Path, filename: &str) -> Option<FileMeta> {
+    let meta = fs::symlink_metadata(cur.join(filename)).ok()?;
+    Some(FileMeta {
+        mtime: meta.modified().map(delivery::epoch_secs).unwrap_or(0),
+        len: meta.len(),
+    })
+}
+
 /// The current file name of the message with this base name, if any.
 pub fn find_by_base(dir: &Path, base: &str) -> StoreResult<Option<String>> {
-    Ok(scan_cur(&dir.join("cur"))?.remove(base).map(|f| f.filename))
+    Ok(scan_cur(&dir.join("cur"))?.remove(base))
+}
+
+/// What a folder's directories and index files looked like at one moment:
+/// if two stamps are equal, nothing in the folder changed in between.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// `(mtime ns, inode, size)` of `cur/`, `new/`, the UID list, the
+    /// keyword table (zeros when missing).
+    items: [(i128, u64, u64); 4],
+    /// Whether an mtime was too close to the moment the stamp was taken
+    /// for a later change to be sure to move it (same clock tick).
+    recent: bool,
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl Stamp {
+    /// Whether "equal stamps" can be trusted to mean "no change".
+    pub fn settled(&self) -> bool {
+        !self.recent
+    }
+}
+
+/// How close to "now" an mtime makes a stamp unsettled.
+const STAMP_SETTLE: Duration = Duration::from_secs(2);
+
+/// Takes the folder's [`Stamp`]: four `stat` calls.
+pub fn stamp(dir: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let now = SystemTime::now();
+    let mut recent = false;
+    let mut items = [(0i128, 0u64, 0u64); 4];
+    let paths = [
+        dir.join("cur"),
+        dir.join("new"),
+        dir.join(uidlist::FILE_NAME),
+        dir.join(KEYWORDS_FILE),
+    ];
+    for (item, path) in items.iter_mut().zip(paths.iter()) {
+        if let Ok(meta) = fs::metadata(path) {
+            let ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+            *item = (ns, meta.ino(), meta.len());
+            let modified = meta.modified().unwrap_or(now);
+            recent |= now
+                .duration_since(modified)
+                .map_or(true, |age| age < STAMP_SETTLE);
+        }
+    }
+    Stamp { items, recent }
 }
 
 /// Moves every file of `new/` to `cur/<name>:2,`; returns how many moved.
@@ -266,11 +350,15 @@ pub fn load_keywords(dir: &Path) -> StoreResult<Keywords> {
 }
 
 /// Synchronises the folder with its UID list. The caller holds the lock.
+/// `cache` supplies (and learns) the mtime and size of files seen before;
+/// with `None` no known file is `stat`ed and the messages' `internal_date`
+/// is 0 and `size` comes from `,S=` alone (enough for STATUS).
 pub fn sync_locked(
     dir: &Path,
     root: &Path,
     claim_recent: bool,
     timeout: Duration,
+    mut cache: Option<&mut MetaCache>,
 ) -> StoreResult<Synced> {
     let (mut list, created) = load_uidlist(dir, root, timeout)?;
     let mut changed = created;
@@ -288,38 +376,39 @@ pub fn sync_locked(
     list.entries.retain(|e| files.contains_key(e.base()));
     changed |= list.entries.len() != before;
 
-    let mut unknown: Vec<&CurFile> = {
+    let mut fresh_meta: HashMap<&str, FileMeta> = HashMap::new();
+    let mut unknown: Vec<(&str, FileMeta)> = {
         let known: std::collections::HashSet<&str> =
             list.entries.iter().map(UidEntry::base).collect();
         files
             .iter()
             .filter(|(base, _)| !known.contains(base.as_str()))
-            .map(|(_, f)| f)
+            .map(|(base, filename)| {
+                let meta = stat_cur(&cur, filename).unwrap_or(FileMeta { mtime: 0, len: 0 });
+                fresh_meta.insert(base.as_str(), meta);
+                (filename.as_str(), meta)
+            })
             .collect()
     };
-    unknown.sort_by(|a, b| {
-        a.mtime
-            .cmp(&b.mtime)
-            .then_with(|| a.filename.cmp(&b.filename))
-    });
-    for file in unknown {
+    unknown.sort_by(|a, b| a.1.mtime.cmp(&b.1.mtime).then_with(|| a.0.cmp(b.0)));
+    for (filename, _) in unknown {
         if list.next_uid > Uid::MAX.0 {
             return Err(StoreError::new(
                 StoreErrorKind::NotPossible,
                 format!("UID space of {} is exhausted", dir.display()),
             ));
         }
-        let base = uidlist::base_name(&file.filename).to_string();
         list.entries.push(UidEntry {
             uid: Uid(list.next_uid),
             ext: Vec::new(),
-            filename: base,
+            filename: uidlist::base_name(filename).to_string(),
         });
         list.next_uid += 1;
         changed = true;
     }
     if changed {
         write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+        crate::watch::notify(dir);
     }
 
     let recorded = read_optional(&dir.join(RECENT_FILE))?;
@@ -339,18 +428,44 @@ pub fn sync_locked(
     let keywords = load_keywords(dir)?;
     let mut messages = Vec::with_capacity(list.entries.len());
     for entry in &list.entries {
-        let Some(file) = files.get(entry.base()) else {
+        let Some(filename) = files.get(entry.base()) else {
             continue;
         };
-        let parsed = flags::parse_name(&file.filename, &keywords);
+        let parsed = flags::parse_name(filename, &keywords);
+        let meta = match cache.as_deref_mut() {
+            None => fresh_meta.get(entry.base()).copied().unwrap_or(FileMeta {
+                mtime: 0,
+                len: flags::size_from_name(parsed.base).unwrap_or(0),
+            }),
+            Some(cache) => match cache.get(entry.base()) {
+                Some(meta) => *meta,
+                None => {
+                    let meta = fresh_meta
+                        .get(entry.base())
+                        .copied()
+                        .or_else(|| stat_cur(&cur, filename))
+                        .or_else(|| {
+                            // Renamed by another program since our readdir.
+                            let now = find_by_base(dir, entry.base()).ok()??;
+                            stat_cur(&cur, &now)
+                        })
+                        .unwrap_or(FileMeta { mtime: 0, len: 0 });
+                    cache.insert(entry.base().to_string(), meta);
+                    meta
+                }
+            },
+        };
         messages.push(SyncedMessage {
             uid: entry.uid,
-            filename: file.filename.clone(),
+            filename: filename.clone(),
             flags: parsed.flags,
-            size: flags::size_from_name(parsed.base).unwrap_or(file.len),
-            internal_date: file.mtime,
+            size: flags::size_from_name(parsed.base).unwrap_or(meta.len),
+            internal_date: meta.mtime,
             pop3_uidl: entry.pop3_uidl().map(str::to_string),
         });
+    }
+    if let Some(cache) = cache {
+        cache.retain(|base, _| files.contains_key(base));
     }
     Ok(Synced {
         uid_validity: list.uid_validity,
@@ -371,10 +486,10 @@ pub struct KnownFile {
 
 /// Finds a message's current name: the known one if it still exists, else by
 /// base name in a fresh scan (another process may have renamed it).
-fn current_name(
+pub fn current_name(
     dir: &Path,
     known: &KnownFile,
-    rescan: &mut Option<HashMap<String, CurFile>>,
+    rescan: &mut Option<HashMap<String, String>>,
 ) -> StoreResult<Option<String>> {
     if fs::symlink_metadata(dir.join("cur").join(&known.filename)).is_ok() {
         return Ok(Some(known.filename.clone()));
@@ -383,10 +498,7 @@ fn current_name(
         *rescan = Some(scan_cur(&dir.join("cur"))?);
     }
     let base = uidlist::base_name(&known.filename);
-    Ok(rescan
-        .as_ref()
-        .and_then(|m| m.get(base))
-        .map(|f| f.filename.clone()))
+    Ok(rescan.as_ref().and_then(|m| m.get(base)).cloned())
 }
 
 /// Changes flags by renaming files; returns each surviving message's new
@@ -436,6 +548,7 @@ pub fn store_flags_locked(
             }
         }
     }
+    crate::watch::notify(dir);
     Ok(results)
 }
 
@@ -470,14 +583,122 @@ pub fn expunge_locked(
             Err(e) => return Err(StoreError::io(format_args!("removing cur/{name}"), &e)),
         }
     }
-    if !removed.is_empty() {
-        let (mut list, _) = load_uidlist(dir, root, timeout)?;
-        list.entries.retain(|e| !removed.contains(&e.uid));
-        write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
-    }
     removed.sort_unstable();
     removed.dedup();
+    if !removed.is_empty() {
+        forget_uids_locked(dir, root, &removed, timeout)?;
+    }
     Ok(removed)
+}
+
+/// Drops the records of messages whose files are gone (expunged or moved
+/// away). The caller holds the lock.
+pub fn forget_uids_locked(
+    dir: &Path,
+    root: &Path,
+    uids: &[Uid],
+    timeout: Duration,
+) -> StoreResult<()> {
+    let (mut list, _) = load_uidlist(dir, root, timeout)?;
+    list.entries.retain(|e| uids.binary_search(&e.uid).is_err());
+    write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+    crate::watch::notify(dir);
+    Ok(())
+}
+
+/// Binds any new keywords of `message_flags` in the folder's table (written
+/// before a file uses their letters) and returns the table.
+pub fn keywords_for(dir: &Path, message_flags: &Flags) -> StoreResult<Keywords> {
+    let mut keywords = load_keywords(dir)?;
+    let mut grown = false;
+    for flag in message_flags {
+        if let mail_store::Flag::Keyword(k) = flag {
+            grown |= keywords.allocate(k)?;
+        }
+    }
+    if grown {
+        write_atomic(dir, KEYWORDS_FILE, keywords.serialize().as_bytes())?;
+    }
+    Ok(keywords)
+}
+
+/// Before placing files in `cur/` for [`assign_uids_locked`]: gives mail
+/// waiting in `new/` its UIDs first (earlier arrivals keep lower UIDs), and
+/// creates the UID list if the folder has none. Must run *before* the files
+/// are placed, or a sync would number them too. The caller holds the lock.
+pub fn prepare_locked(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<()> {
+    if new_has_mail(dir) || !dir.join(uidlist::FILE_NAME).exists() {
+        sync_locked(dir, root, false, timeout, None)?;
+    }
+    Ok(())
+}
+
+/// Gives UIDs to files just placed in `cur/` under these base names (with
+/// these extension fields), in order, by appending records to the UID list —
+/// no scan of `cur/`. The caller holds the lock and called
+/// [`prepare_locked`] before placing the files.
+pub fn assign_uids_locked(
+    dir: &Path,
+    root: &Path,
+    timeout: Duration,
+    records: Vec<(String, Vec<String>)>,
+) -> StoreResult<(UidValidity, Vec<Uid>)> {
+    let path = dir.join(uidlist::FILE_NAME);
+    let text = read_optional(&path)?;
+    let (mut list, rewrite) = match &text {
+        Some(text) => (UidList::parse(text)?, !text.ends_with('\n')),
+        None => (
+            UidList::new(next_uid_validity(root, timeout)?, new_guid()),
+            true,
+        ),
+    };
+    if u64::from(list.next_uid) + records.len() as u64 > u64::from(Uid::MAX.0) + 1 {
+        return Err(StoreError::new(
+            StoreErrorKind::NotPossible,
+            format!("UID space of {} is exhausted", dir.display()),
+        ));
+    }
+    let first = list.entries.len();
+    let mut uids = Vec::with_capacity(records.len());
+    for (base, ext) in records {
+        let uid = Uid(list.next_uid);
+        list.next_uid += 1;
+        list.entries.push(UidEntry {
+            uid,
+            ext,
+            filename: base,
+        });
+        uids.push(uid);
+    }
+    if rewrite {
+        write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+    } else {
+        let lines = UidList::record_lines(&list.entries[first..]);
+        let result = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(lines.as_bytes())?;
+                f.sync_data()
+            });
+        if let Err(e) = result {
+            // Whatever part of the lines reached the file is a torn tail
+            // that readers ignore and the next writer replaces.
+            return Err(StoreError::io(
+                format_args!("appending to {}", path.display()),
+                &e,
+            ));
+        }
+    }
+    crate::watch::notify(dir);
+    Ok((list.uid_validity, uids))
+}
+
+/// Whether `new/` holds anything (an MTA delivered).
+fn new_has_mail(dir: &Path) -> bool {
+    fs::read_dir(dir.join("new")).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b".")))
+    })
 }
 
 /// Moves a message written to `tmp/` into `cur/` with its flags, then gives
@@ -489,34 +710,26 @@ pub fn deliver_locked(
     message_flags: &Flags,
     timeout: Duration,
 ) -> StoreResult<(UidValidity, Uid)> {
-    let mut keywords = load_keywords(dir)?;
-    let mut grown = false;
-    for flag in message_flags {
-        if let mail_store::Flag::Keyword(k) = flag {
-            grown |= keywords.allocate(k)?;
-        }
-    }
-    if grown {
-        write_atomic(dir, KEYWORDS_FILE, keywords.serialize().as_bytes())?;
-    }
+    prepare_locked(dir, root, timeout)?;
+    let keywords = keywords_for(dir, message_flags)?;
     let base = format!("{},S={}", tmp.unique, tmp.size);
     let name = flags::build_name(&base, message_flags, &[], &keywords)?;
     let cur = dir.join("cur");
     fs::rename(&tmp.path, cur.join(&name))
         .map_err(|e| StoreError::io(format_args!("moving {} into cur/", tmp.unique), &e))?;
     tmp.mark_moved();
-    crate::layout::fsync_dir(&cur)?;
-    let synced = sync_locked(dir, root, false, timeout)?;
-    let uid = synced
-        .messages
-        .iter()
-        .find(|m| uidlist::base_name(&m.filename) == base)
-        .map(|m| m.uid)
-        .ok_or_else(|| {
-            StoreError::new(
-                StoreErrorKind::Internal,
-                format!("appended {base} vanished"),
-            )
-        })?;
-    Ok((synced.uid_validity, uid))
+    let placed = crate::layout::fsync_dir(&cur)
+        .and_then(|()| assign_uids_locked(dir, root, timeout, vec![(base, Vec::new())]));
+    match placed {
+        Ok((uid_validity, uids)) => match uids.first() {
+            Some(uid) => Ok((uid_validity, *uid)),
+            None => Err(StoreError::new(StoreErrorKind::Internal, "no UID assigned")),
+        },
+        Err(e) => {
+            // Not acknowledged: take the message back out so that a failed
+            // APPEND leaves nothing behind.
+            let _ = fs::remove_file(cur.join(&name));
+            Err(e)
+        }
+    }
 }

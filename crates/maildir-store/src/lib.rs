@@ -12,31 +12,41 @@
 //! - [`flags`]: `:2,` info letters and the `dovecot-keywords` table;
 //! - [`delivery`]: unique names and writing through `tmp/`;
 //! - `folder`: the per-folder inter-process lock, sync, and the changes made
-//!   under the lock.
+//!   under the lock;
+//! - [`account`]: subscriptions, delete / rename, special-use folders and
+//!   aliases, STATUS, quota usage, the POP3 maildrop lock;
+//! - `transfer`: COPY (hard links) and MOVE (atomic renames);
+//! - [`watch`]: change detection for IDLE (in-process signal + polling).
 //!
 //! Every file-system call runs inside `tokio::task::spawn_blocking`; the
 //! futures this crate returns are `Send`.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mail_store::{
-    AccountLocation, AccountStore, AppendOutcome, Flag, FlagOp, Flags, FolderInfo, FolderName,
-    MailStore, Mailbox, MailboxChange, MailboxStatus, MessageMeta, StoreError, StoreErrorKind,
-    StoreResult, Uid, UidValidity,
+    AccountLocation, AccountStore, AppendOutcome, ChangeWatcher, CopyOutcome, Flag, FlagOp, Flags,
+    FolderInfo, FolderName, MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock,
+    MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError, StoreErrorKind, StoreResult, Uid,
+    UidValidity,
 };
 
+pub mod account;
 pub mod delivery;
 pub mod flags;
 mod folder;
 pub mod layout;
+mod transfer;
 pub mod uidlist;
+pub mod watch;
 
 pub use folder::{LOCK_FILE, RECENT_FILE, UIDVALIDITY_FILE};
 pub use layout::DEFAULT_TEMPLATE;
+pub use watch::DEFAULT_WATCH_INTERVAL;
 
 /// How long an operation waits for a folder lock held by another session or
 /// process before failing with a temporary error.
@@ -62,17 +72,36 @@ pub struct MaildirStore {
     mail_root: PathBuf,
     template: String,
     lock_timeout: Duration,
+    special_use: Arc<SpecialUseNames>,
+    watch_interval: Duration,
 }
 
 impl MaildirStore {
     /// A store under `mail_root`; accounts without an explicit location live
     /// at `template` (see [`layout`]; usually [`DEFAULT_TEMPLATE`], `%d/%n`).
+    /// Special-use folders default to [`SpecialUseNames::english`].
     pub fn new(mail_root: PathBuf, template: String) -> Self {
         Self {
             mail_root,
             template,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            special_use: Arc::new(SpecialUseNames::english()),
+            watch_interval: DEFAULT_WATCH_INTERVAL,
         }
+    }
+
+    /// Sets the special-use folders created (and subscribed) on an account's
+    /// first open, and their aliases ([`SpecialUseNames::none`] for none).
+    pub fn with_special_use(mut self, names: SpecialUseNames) -> Self {
+        self.special_use = Arc::new(names);
+        self
+    }
+
+    /// Sets how often an IDLE watcher polls for changes made outside this
+    /// process (default [`DEFAULT_WATCH_INTERVAL`]).
+    pub fn with_watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self
     }
 
     /// Sets how long to wait for a folder lock (default [`DEFAULT_LOCK_TIMEOUT`]).
@@ -94,15 +123,33 @@ impl MailStore for MaildirStore {
         &self,
         account: &AccountLocation,
     ) -> impl Future<Output = StoreResult<MaildirAccount>> + Send {
+        self.open_account_with_quota(account, Quota::UNLIMITED)
+    }
+
+    fn open_account_with_quota(
+        &self,
+        account: &AccountLocation,
+        quota: Quota,
+    ) -> impl Future<Output = StoreResult<MaildirAccount>> + Send {
         let root = self.account_root(account);
         let lock_timeout = self.lock_timeout;
+        let special_use = Arc::clone(&self.special_use);
+        let watch_interval = self.watch_interval;
         async move {
             let root = root?;
             let dir = root.clone();
-            blocking(move || layout::ensure_maildir(&dir)).await?;
+            let special = Arc::clone(&special_use);
+            blocking(move || {
+                layout::ensure_maildir(&dir)?;
+                account::init_account(&dir, &special, lock_timeout)
+            })
+            .await?;
             Ok(MaildirAccount {
                 root: Arc::new(root),
                 lock_timeout,
+                quota,
+                special_use,
+                watch_interval,
             })
         }
     }
@@ -113,12 +160,28 @@ impl MailStore for MaildirStore {
 pub struct MaildirAccount {
     root: Arc<PathBuf>,
     lock_timeout: Duration,
+    quota: Quota,
+    special_use: Arc<SpecialUseNames>,
+    watch_interval: Duration,
 }
 
 impl MaildirAccount {
     /// The account's Maildir root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Runs `work` on the blocking pool with the root, the special-use names
+    /// and the lock timeout.
+    async fn with_root<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path, &SpecialUseNames, Duration) -> StoreResult<T> + Send + 'static,
+    {
+        let root = Arc::clone(&self.root);
+        let special = Arc::clone(&self.special_use);
+        let timeout = self.lock_timeout;
+        blocking(move || work(&root, &special, timeout)).await
     }
 
     /// The directory of an existing folder (`NotFound` if missing or a symlink).
@@ -138,22 +201,35 @@ impl AccountStore for MaildirAccount {
     type Mailbox = MaildirMailbox;
 
     async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
-        let root = Arc::clone(&self.root);
-        blocking(move || layout::list_folders(&root)).await
+        self.with_root(|root, special, _| {
+            let mut list = layout::list_folders(root)?;
+            account::mark_special_use(&mut list, special);
+            Ok(list)
+        })
+        .await
     }
 
     async fn create_folder(&self, name: &FolderName) -> StoreResult<()> {
-        let root = Arc::clone(&self.root);
         let name = name.clone();
-        blocking(move || layout::create_folder(&root, &name)).await
+        self.with_root(move |root, special, _| {
+            layout::create_folder(root, &account::resolve(root, special, &name))
+        })
+        .await
     }
 
     async fn open_folder(&self, name: &FolderName, read_only: bool) -> StoreResult<MaildirMailbox> {
+        let requested = name.clone();
+        let name = self
+            .with_root(move |root, special, _| Ok(account::resolve(root, special, &requested)))
+            .await?;
         let folder = Arc::new(FolderCtx {
-            dir: layout::folder_dir(&self.root, name),
+            dir: layout::folder_dir(&self.root, &name),
             root: Arc::clone(&self.root),
-            name: name.clone(),
+            name,
             lock_timeout: self.lock_timeout,
+            special_use: Arc::clone(&self.special_use),
+            quota: self.quota,
+            watch_interval: self.watch_interval,
         });
         let ctx = Arc::clone(&folder);
         blocking(move || {
@@ -176,6 +252,9 @@ impl AccountStore for MaildirAccount {
             snapshot: Vec::new(),
             files: Arc::new(Mutex::new(HashMap::new())),
             recent: BTreeSet::new(),
+            cache: folder::MetaCache::new(),
+            stamp: None,
+            seen_version: 0,
         };
         mailbox.sync().await?;
         Ok(mailbox)
@@ -189,20 +268,97 @@ impl AccountStore for MaildirAccount {
         internal_date: Option<i64>,
     ) -> StoreResult<AppendOutcome> {
         let name_owned = name.clone();
-        let root = Arc::clone(&self.root);
         let message = message.to_vec();
         let flags = flags.clone();
-        let timeout = self.lock_timeout;
+        let quota = self.quota;
         let date = internal_date.unwrap_or_else(|| delivery::epoch_secs(SystemTime::now()));
-        let (uid_validity, uid) = blocking(move || {
-            let dir = Self::existing_folder_dir(&root, &name_owned)?;
-            let tmp = delivery::write_tmp(&dir, &message, date)?;
-            let _lock = folder::lock_folder(&dir, timeout)?;
-            folder::deliver_locked(&dir, &root, tmp, &flags, timeout)
-        })
-        .await?;
+        let (uid_validity, uid) = self
+            .with_root(move |root, special, timeout| {
+                let name = account::resolve(root, special, &name_owned);
+                let dir = Self::existing_folder_dir(root, &name)?;
+                if quota != Quota::UNLIMITED {
+                    quota.check(account::usage(root)?, message.len() as u64, 1)?;
+                }
+                let tmp = delivery::write_tmp(&dir, &message, date)?;
+                let _lock = folder::lock_folder(&dir, timeout)?;
+                folder::deliver_locked(&dir, root, tmp, &flags, timeout)
+            })
+            .await?;
         tracing::debug!(folder = %name, %uid, "appended");
         Ok(AppendOutcome { uid_validity, uid })
+    }
+
+    async fn delete_folder(&self, name: &FolderName) -> StoreResult<()> {
+        let name = name.clone();
+        self.with_root(move |root, special, timeout| {
+            account::delete_folder(root, &account::resolve(root, special, &name), timeout)
+        })
+        .await
+    }
+
+    async fn rename_folder(&self, from: &FolderName, to: &FolderName) -> StoreResult<()> {
+        let (from, to) = (from.clone(), to.clone());
+        self.with_root(move |root, special, timeout| {
+            let from = account::resolve(root, special, &from);
+            let to = account::resolve(root, special, &to);
+            account::rename_folder(root, &from, &to, timeout)
+        })
+        .await
+    }
+
+    async fn subscribe(&self, name: &FolderName) -> StoreResult<()> {
+        let name = name.clone();
+        self.with_root(move |root, special, timeout| {
+            account::subscribe(root, &account::resolve(root, special, &name), timeout)
+        })
+        .await
+    }
+
+    async fn unsubscribe(&self, name: &FolderName) -> StoreResult<()> {
+        let name = name.clone();
+        self.with_root(move |root, special, timeout| {
+            account::unsubscribe(root, &account::resolve(root, special, &name), timeout)
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<FolderName>> {
+        self.with_root(|root, _, _| Ok(layout::read_subscriptions(root)?.into_iter().collect()))
+            .await
+    }
+
+    async fn status(&self, name: &FolderName) -> StoreResult<MailboxStatus> {
+        let name = name.clone();
+        self.with_root(move |root, special, timeout| {
+            let name = account::resolve(root, special, &name);
+            let dir = Self::existing_folder_dir(root, &name)?;
+            account::status(&dir, root, timeout)
+        })
+        .await
+    }
+
+    async fn folder_size(&self, name: &FolderName) -> StoreResult<u64> {
+        let name = name.clone();
+        self.with_root(move |root, special, _| {
+            let name = account::resolve(root, special, &name);
+            account::folder_size(&Self::existing_folder_dir(root, &name)?)
+        })
+        .await
+    }
+
+    async fn quota_usage(&self) -> StoreResult<QuotaUsage> {
+        self.with_root(|root, _, _| account::usage(root)).await
+    }
+
+    fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    async fn lock_maildrop(&self) -> StoreResult<MaildropLock> {
+        let file = self
+            .with_root(|root, _, _| account::lock_maildrop(root))
+            .await?;
+        Ok(MaildropLock::new(file))
     }
 }
 
@@ -213,6 +369,9 @@ struct FolderCtx {
     root: Arc<PathBuf>,
     name: FolderName,
     lock_timeout: Duration,
+    special_use: Arc<SpecialUseNames>,
+    quota: Quota,
+    watch_interval: Duration,
 }
 
 /// One folder opened by one session.
@@ -230,6 +389,12 @@ pub struct MaildirMailbox {
     files: Arc<Mutex<HashMap<Uid, String>>>,
     /// UIDs this session owns as `\Recent`.
     recent: BTreeSet<Uid>,
+    /// mtime and size of the files seen, so a re-sync does not `stat` them.
+    cache: folder::MetaCache,
+    /// The folder's stamp taken at the start of the last sync.
+    stamp: Option<folder::Stamp>,
+    /// The in-process change signal's version at the last sync.
+    seen_version: u64,
 }
 
 fn lock_files(
@@ -268,6 +433,72 @@ impl MaildirMailbox {
     fn position(&self, uid: Uid) -> Option<usize> {
         self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
     }
+
+    /// The directory of `dest` (resolved through the alias table).
+    fn dest_dir(&self, dest: &FolderName) -> impl Future<Output = StoreResult<PathBuf>> + Send {
+        let ctx = Arc::clone(&self.folder);
+        let dest = dest.clone();
+        blocking(move || {
+            let name = account::resolve(&ctx.root, &ctx.special_use, &dest);
+            MaildirAccount::existing_folder_dir(&ctx.root, &name)
+        })
+    }
+
+    /// Reads a message through `read`, finding it again by base name if
+    /// another program renamed it since our last look.
+    async fn read_with<T, F>(&self, uid: Uid, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Path) -> std::io::Result<T> + Send + 'static,
+    {
+        let Some(filename) = lock_files(&self.files).get(&uid).cloned() else {
+            let kind = if uid < self.uid_next {
+                StoreErrorKind::Expunged
+            } else {
+                StoreErrorKind::NotFound
+            };
+            return Err(StoreError::new(
+                kind,
+                format!("no UID {uid} in {}", self.folder.name),
+            ));
+        };
+        let ctx = Arc::clone(&self.folder);
+        let (value, renamed) = blocking(move || {
+            let cur = ctx.dir.join("cur");
+            match read(&cur.join(&filename)) {
+                Ok(value) => return Ok((value, None)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
+            }
+            let base = uidlist::base_name(&filename);
+            let Some(current) = folder::find_by_base(&ctx.dir, base)? else {
+                return Err(StoreError::new(
+                    StoreErrorKind::Expunged,
+                    format!("UID {uid} in {} was expunged", ctx.name),
+                ));
+            };
+            let value = read(&cur.join(&current))
+                .map_err(|e| StoreError::io(format_args!("reading UID {uid}"), &e))?;
+            Ok((value, Some(current)))
+        })
+        .await?;
+        if let Some(current) = renamed {
+            lock_files(&self.files).insert(uid, current);
+        }
+        Ok(value)
+    }
+}
+
+/// Reads `len` octets from `offset` of the file at `path` (fewer at its end).
+fn read_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let start = offset.min(size);
+    let want = len.min(size - start);
+    file.seek(std::io::SeekFrom::Start(start))?;
+    let mut out = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+    file.take(want).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// What changed between two snapshots, both ascending by UID: expunges
@@ -327,11 +558,36 @@ impl Mailbox for MaildirMailbox {
     async fn sync(&mut self) -> StoreResult<Vec<MailboxChange>> {
         let ctx = Arc::clone(&self.folder);
         let claim = !self.read_only;
-        let synced = blocking(move || {
+        let last = self.stamp.filter(folder::Stamp::settled);
+        let mut cache = std::mem::take(&mut self.cache);
+        let outcome = blocking(move || {
+            let version = watch::signal(&ctx.dir).version();
+            if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
+                // Nothing in the folder changed since the last sync.
+                return Ok((None, cache, version));
+            }
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
-            folder::sync_locked(&ctx.dir, &ctx.root, claim, ctx.lock_timeout)
+            let stamp = folder::stamp(&ctx.dir);
+            let synced = folder::sync_locked(
+                &ctx.dir,
+                &ctx.root,
+                claim,
+                ctx.lock_timeout,
+                Some(&mut cache),
+            )?;
+            // Every in-process change is made under this lock, so none can
+            // fall between the scan and this read.
+            let version = watch::signal(&ctx.dir).version();
+            Ok((Some((synced, stamp)), cache, version))
         })
         .await?;
+        let (fresh, cache, version) = outcome;
+        self.cache = cache;
+        self.seen_version = version;
+        let Some((synced, stamp)) = fresh else {
+            return Ok(Vec::new());
+        };
+        self.stamp = Some(stamp);
         if claim {
             self.recent.extend(
                 synced
@@ -369,42 +625,12 @@ impl Mailbox for MaildirMailbox {
     }
 
     async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
-        let Some(filename) = lock_files(&self.files).get(&uid).cloned() else {
-            let kind = if uid < self.uid_next {
-                StoreErrorKind::Expunged
-            } else {
-                StoreErrorKind::NotFound
-            };
-            return Err(StoreError::new(
-                kind,
-                format!("no UID {uid} in {}", self.folder.name),
-            ));
-        };
-        let ctx = Arc::clone(&self.folder);
-        let (bytes, renamed) = blocking(move || {
-            let cur = ctx.dir.join("cur");
-            match std::fs::read(cur.join(&filename)) {
-                Ok(bytes) => return Ok((bytes, None)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
-            }
-            // Renamed by another session (flags) since our last look?
-            let base = uidlist::base_name(&filename);
-            let Some(current) = folder::find_by_base(&ctx.dir, base)? else {
-                return Err(StoreError::new(
-                    StoreErrorKind::Expunged,
-                    format!("UID {uid} in {} was expunged", ctx.name),
-                ));
-            };
-            let bytes = std::fs::read(cur.join(&current))
-                .map_err(|e| StoreError::io(format_args!("reading UID {uid}"), &e))?;
-            Ok((bytes, Some(current)))
-        })
-        .await?;
-        if let Some(current) = renamed {
-            lock_files(&self.files).insert(uid, current);
-        }
-        Ok(bytes)
+        self.read_with(uid, |path| std::fs::read(path)).await
+    }
+
+    async fn read_range(&self, uid: Uid, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
+        self.read_with(uid, move |path| read_file_range(path, offset, len))
+            .await
     }
 
     async fn store_flags(
@@ -464,5 +690,63 @@ impl Mailbox for MaildirMailbox {
             .retain(|m| removed.binary_search(&m.uid).is_err());
         tracing::debug!(folder = %self.folder.name, count = removed.len(), "expunged");
         Ok(removed)
+    }
+
+    async fn copy_to(&self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        let dest_dir = self.dest_dir(dest).await?;
+        let known = self.known(uids);
+        let ctx = Arc::clone(&self.folder);
+        let (uid_validity, pairs) = blocking(move || {
+            transfer::copy(
+                &ctx.dir,
+                &dest_dir,
+                &ctx.root,
+                &known,
+                ctx.quota,
+                ctx.lock_timeout,
+            )
+        })
+        .await?;
+        tracing::debug!(folder = %self.folder.name, %dest, count = pairs.len(), "copied");
+        Ok(CopyOutcome {
+            uid_validity,
+            uids: pairs,
+        })
+    }
+
+    async fn move_to(&mut self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        let dest_dir = self.dest_dir(dest).await?;
+        let known = self.known(uids);
+        let ctx = Arc::clone(&self.folder);
+        let (uid_validity, pairs) = blocking(move || {
+            transfer::move_messages(&ctx.dir, &dest_dir, &ctx.root, &known, ctx.lock_timeout)
+        })
+        .await?;
+        let moved: Vec<Uid> = pairs.iter().map(|(src, _)| *src).collect();
+        {
+            let mut files = lock_files(&self.files);
+            for uid in &moved {
+                files.remove(uid);
+            }
+        }
+        self.snapshot
+            .retain(|m| moved.binary_search(&m.uid).is_err());
+        tracing::debug!(folder = %self.folder.name, %dest, count = pairs.len(), "moved");
+        Ok(CopyOutcome {
+            uid_validity,
+            uids: pairs,
+        })
+    }
+
+    fn watch(&self) -> ChangeWatcher {
+        ChangeWatcher::new(watch::MaildirChangeSource::new(
+            self.folder.dir.clone(),
+            self.seen_version,
+            self.stamp,
+            self.folder.watch_interval,
+        ))
     }
 }

@@ -20,6 +20,13 @@
 //!
 //! Version 1 (`1 <uidvalidity> <nextuid>` then `<uid> <filename>`, also
 //! Courier's `courierimapuiddb` layout) is read and written back as version 3.
+//!
+//! New records are appended to the end of the file (as Dovecot does), so an
+//! APPEND costs one short write instead of a rewrite; the header's `N` is
+//! then behind, which is harmless because a reader raises the next UID above
+//! the last record. A last line without its newline is the trace of an
+//! append cut short by a crash (never acknowledged): it is ignored, and the
+//! next writer rewrites the whole file.
 
 use std::fmt::Write as _;
 
@@ -105,6 +112,11 @@ impl UidList {
     /// zero, not ascending, or above [`Uid::MAX`]. A next UID at or below a
     /// recorded UID is raised above it, so no UID is ever handed out twice.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
+        // A torn last record (see the module docs) is not part of the list.
+        let text = match text.rfind('\n') {
+            Some(end) if end + 1 < text.len() => &text[..=end],
+            _ => text,
+        };
         let mut lines = text.lines();
         let header = lines.next().ok_or_else(|| corrupt("empty file"))?;
         let mut fields = header.split(' ').filter(|f| !f.is_empty());
@@ -176,7 +188,14 @@ impl UidList {
             out.push_str(field);
         }
         out.push('\n');
-        for entry in &self.entries {
+        out.push_str(&Self::record_lines(&self.entries));
+        out
+    }
+
+    /// The record lines of `entries`, as appended to an existing file.
+    pub fn record_lines(entries: &[UidEntry]) -> String {
+        let mut out = String::with_capacity(entries.len() * 64);
+        for entry in entries {
             let _ = write!(out, "{}", entry.uid.0);
             for field in &entry.ext {
                 out.push(' ');
@@ -281,6 +300,25 @@ mod tests {
             list.serialize(),
             "3 V1045712345 N5\n1 :1045712000.123.host:2,S\n4 :x.y\n"
         );
+    }
+
+    #[test]
+    fn a_torn_last_record_is_ignored() {
+        let list = UidList::parse("3 V9 N2\n1 :a\n2 :b\n3 :c,S=1").unwrap();
+        assert_eq!(list.entries.len(), 2);
+        assert_eq!(list.next_uid, 3);
+        // A header alone without its newline is still read.
+        assert_eq!(UidList::parse("3 V9 N4").unwrap().next_uid, 4);
+        let mut list = UidList::parse("3 V9 N2\n").unwrap();
+        let appended = UidList::record_lines(&[UidEntry {
+            uid: Uid(2),
+            ext: vec!["P7".into()],
+            filename: "x".into(),
+        }]);
+        assert_eq!(appended, "2 P7 :x\n");
+        list = UidList::parse(&format!("{}{appended}", list.serialize())).unwrap();
+        assert_eq!(list.entries[0].pop3_uidl(), Some("7"));
+        assert_eq!(list.next_uid, 3);
     }
 
     #[test]

@@ -117,11 +117,15 @@ async fn append_read_and_reopen_keep_uids_and_flags() {
     assert_eq!(mailbox.messages()[0].flags, flags(&[Flag::Flagged, fwd]));
     // Already claimed as \Recent by the first session.
     assert_eq!(mailbox.status().recent, 0);
+    // Dovecot's format: a v3 header, then records appended one per APPEND.
     let uidlist = fs::read_to_string(root.join("dovecot-uidlist")).unwrap();
     assert!(
-        uidlist.starts_with(&format!("3 V{} N3 G", a.uid_validity)),
+        uidlist.starts_with(&format!("3 V{} N", a.uid_validity)),
         "{uidlist}"
     );
+    let parsed = maildir_store::uidlist::UidList::parse(&uidlist).unwrap();
+    assert_eq!(parsed.next_uid, 3);
+    assert_eq!(parsed.entries.len(), 2);
 }
 
 #[tokio::test]
@@ -296,7 +300,11 @@ async fn read_only_refuses_changes() {
 #[tokio::test]
 async fn folders_subscriptions_and_distinct_uidvalidity() {
     let dir = tempfile::tempdir().unwrap();
-    let account = store(dir.path()).open_account(&alice()).await.unwrap();
+    let account = store(dir.path())
+        .with_special_use(mail_store::SpecialUseNames::none())
+        .open_account(&alice())
+        .await
+        .unwrap();
     let root = account.root().to_path_buf();
     let sent = FolderName::new("Sent").unwrap();
     let deep = FolderName::new("Archiv.Entw\u{fc}rfe & Co").unwrap();
@@ -482,7 +490,8 @@ async fn lock_timeout_gives_a_temporary_error() {
 /// with unique, ascending UIDs.
 #[test]
 fn concurrent_writers_get_unique_uids() {
-    const PER_WRITER: usize = 60;
+    // Two sessions and the deliverer: 3 × 334 = 1,002 messages (issue 3).
+    const PER_WRITER: usize = 334;
     let dir = tempfile::tempdir().unwrap();
     let mail_root = dir.path().to_path_buf();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! greeting ─▶ AUTHORIZATION { user, failures }  USER/PASS, AUTH PLAIN, CAPA, QUIT
-//!                  │ login ok: open INBOX, snapshot
+//!                  │ login ok: lock the maildrop, open INBOX, snapshot
 //!                  ▼
 //!             TRANSACTION { maildrop }          STAT LIST RETR TOP DELE RSET UIDL NOOP CAPA
 //!                  │ QUIT
@@ -15,7 +15,9 @@
 //!             UPDATE: one expunge of all DELE'd messages, all or nothing ─▶ close
 //! ```
 //! A dropped connection or a server shutdown never reaches UPDATE, so it
-//! deletes nothing.
+//! deletes nothing. The maildrop lock (RFC 1939 §8) is held from login to
+//! the end of the session; RETR and TOP stream in [`STREAM_CHUNK`] pieces,
+//! one per [`Pop3Session::process`] call.
 //!
 //! Modules: `session.rs` (the session, dispatch and AUTHORIZATION),
 //! `transaction.rs` (TRANSACTION commands and UPDATE), `maildrop.rs` (the
@@ -30,6 +32,7 @@ mod session;
 mod transaction;
 mod uidl;
 
+pub use maildrop::STREAM_CHUNK;
 pub use session::Pop3Session;
 pub use uidl::{DEFAULT_UIDL_FORMAT, MAX_UIDL_LEN, UidlFormat, UidlFormatError, is_valid_uidl};
 

@@ -1,35 +1,36 @@
-//! The TRANSACTION-state maildrop (RFC 1939 §5, §6): the INBOX as it was at
-//! login, numbered 1..n for the whole session, the set of messages marked by
-//! DELE, and the UPDATE that applies them.
+//! The TRANSACTION-state maildrop (RFC 1939 §5, §6, §8): the INBOX as it was
+//! at login, numbered 1..n for the whole session, the exclusive maildrop
+//! lock, the set of messages marked by DELE, and the UPDATE that applies them.
 //!
+//! - Locking (RFC 1939 §8): the session takes
+//!   [`AccountStore::lock_maildrop`](mail_store::AccountStore::lock_maildrop)
+//!   before the snapshot; the lock lives in the [`Maildrop`] and is released
+//!   when the session ends (QUIT, drop, shutdown). A second POP3 session gets
+//!   [`mail_store::StoreErrorKind::InUse`] → `-ERR [IN-USE]`; IMAP sessions
+//!   do not take it.
 //! - Numbers never shift: the snapshot is a copy of the mailbox's message
 //!   list taken at login; later deliveries are not seen, and a message that
 //!   another (IMAP) session expunges stays listed and fails to RETR.
-//! - Sizes are the exact octets RETR sends ([`pop3_protocol::message_size`]).
-//!   The storage contract reports only the stored size, so a size is computed
-//!   from the message the first time it is needed and kept for the session.
-//!   (A backend-cached "virtual size", like Dovecot's `,W=` in Maildir file
-//!   names, would make STAT free; `MessageMeta` has no field for it yet.)
+//! - Sizes are the exact octets RETR sends ([`pop3_protocol::BodyEncoder`]
+//!   counting mode). The storage contract reports only the stored size, so a
+//!   size is computed from the message, read [`STREAM_CHUNK`] octets at a
+//!   time with [`Mailbox::read_range`], the first time it is needed and kept
+//!   for the session. No message is ever held whole in memory.
 //! - UIDLs come from the stored `pop3_uidl` of a migrated message when it is
 //!   valid, else from the configured [`UidlFormat`].
 //! - UPDATE (QUIT only) expunges every marked message in one
 //!   [`Mailbox::expunge`] call, which the storage applies all or nothing.
-//!
-//! The exclusive maildrop lock (a second POP3 session gets `[IN-USE]`) is the
-//! storage's job: a backend that implements it returns
-//! [`mail_store::StoreErrorKind::InUse`] from `open_folder`, and the session
-//! maps that to `-ERR [IN-USE]`. The lock lives as long as the `Mailbox`
-//! handle held here.
 
-use mail_store::{Flag, FlagOp, Flags, Mailbox, StoreError, StoreErrorKind, Uid};
-use pop3_protocol::{BodyEncoder, message_size};
+use mail_store::{Flag, FlagOp, Flags, Mailbox, MaildropLock, StoreError, StoreErrorKind, Uid};
+use pop3_protocol::BodyEncoder;
 use tracing::warn;
 
 use crate::uidl::{UidlFormat, is_valid_uidl};
 
-/// Size of the pieces a message is encoded in; streaming from storage will
-/// read in pieces of this size.
-pub(crate) const ENCODE_CHUNK: usize = 64 * 1024;
+/// Octets read from storage at a time, for sizing and for RETR/TOP: one
+/// piece is read, encoded and written before the next is read, so a session
+/// holds at most about twice this much of a message.
+pub const STREAM_CHUNK: usize = 256 * 1024;
 
 /// One message of the snapshot.
 #[derive(Debug)]
@@ -65,11 +66,14 @@ pub(crate) struct UpdateOutcome {
 pub(crate) struct Maildrop<M: Mailbox> {
     mailbox: M,
     messages: Vec<Message>,
+    /// The exclusive POP3 lock, held as long as the maildrop (RFC 1939 §8).
+    _lock: MaildropLock,
 }
 
 impl<M: Mailbox> Maildrop<M> {
-    /// Takes the snapshot from a freshly opened INBOX.
-    pub(crate) fn new(mailbox: M, format: &UidlFormat) -> Self {
+    /// Takes the snapshot from a freshly opened INBOX, keeping the maildrop
+    /// lock taken before it was opened.
+    pub(crate) fn new(mailbox: M, lock: MaildropLock, format: &UidlFormat) -> Self {
         let uid_validity = mailbox.status().uid_validity;
         let messages = mailbox
             .messages()
@@ -93,7 +97,11 @@ impl<M: Mailbox> Maildrop<M> {
                 retrieved: false,
             })
             .collect();
-        Maildrop { mailbox, messages }
+        Maildrop {
+            mailbox,
+            messages,
+            _lock: lock,
+        }
     }
 
     /// Messages in the snapshot, deleted or not.
@@ -128,23 +136,57 @@ impl<M: Mailbox> Maildrop<M> {
             .map(|(i, _)| i)
     }
 
-    /// The exact size of one message, computed on first use.
+    /// The exact size of one message for LIST/STAT, computed on first use;
+    /// the stored size if the message cannot be read (RETR will then fail).
     pub(crate) async fn size(&mut self, index: usize) -> u64 {
-        if let Some(size) = self.messages[index].size {
-            return size;
-        }
-        let uid = self.messages[index].uid;
-        let size = match self.mailbox.read_message(uid).await {
-            Ok(bytes) => message_size(&bytes),
+        match self.try_size(index).await {
+            Ok(size) => size,
             Err(err) => {
                 // The message went away (another session expunged it) or
                 // cannot be read: report the stored size; RETR will fail.
-                warn!(uid = uid.0, error = %err, "cannot size message; using its stored size");
-                return self.messages[index].stored_size;
+                warn!(uid = self.messages[index].uid.0, error = %err, "cannot size message; using its stored size");
+                self.messages[index].stored_size
             }
-        };
+        }
+    }
+
+    /// The exact size of one message, computed on first use by counting what
+    /// the RETR encoder would send, [`STREAM_CHUNK`] octets at a time.
+    pub(crate) async fn try_size(&mut self, index: usize) -> Result<u64, StoreError> {
+        if let Some(size) = self.messages[index].size {
+            return Ok(size);
+        }
+        let mut counter = BodyEncoder::whole();
+        let mut offset = 0u64;
+        loop {
+            let chunk = self.read_chunk(index, offset).await?;
+            counter.count(&chunk);
+            if chunk.len() < STREAM_CHUNK {
+                break;
+            }
+            offset += chunk.len() as u64;
+        }
+        let size = counter.finish_count();
+        self.record_size(index, size);
+        Ok(size)
+    }
+
+    /// Keeps a size computed elsewhere (from a message read whole).
+    pub(crate) fn record_size(&mut self, index: usize, size: u64) {
         self.messages[index].size = Some(size);
-        size
+    }
+
+    /// Up to [`STREAM_CHUNK`] octets of a message from `offset`; fewer means
+    /// the end of the message was reached.
+    pub(crate) async fn read_chunk(
+        &self,
+        index: usize,
+        offset: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let uid = self.messages[index].uid;
+        self.mailbox
+            .read_range(uid, offset, STREAM_CHUNK as u64)
+            .await
     }
 
     /// `(number, size)` of every message not marked deleted, and the total.
@@ -170,32 +212,6 @@ impl<M: Mailbox> Maildrop<M> {
         self.live()
             .map(|i| (Self::number(i), self.messages[i].uidl.as_str()))
             .collect()
-    }
-
-    /// Reads one message and encodes it (RETR with [`BodyEncoder::whole`],
-    /// TOP with [`BodyEncoder::top`]) after the status line `header`
-    /// produces for the message's size. Nothing is written on error.
-    pub(crate) async fn retrieve(
-        &mut self,
-        index: usize,
-        mut encoder: BodyEncoder,
-        out: &mut Vec<u8>,
-        header: impl FnOnce(u64, &mut Vec<u8>),
-    ) -> Result<(), StoreError> {
-        let uid = self.messages[index].uid;
-        let bytes = self.mailbox.read_message(uid).await?;
-        let size = message_size(&bytes);
-        self.messages[index].size = Some(size);
-        header(size, out);
-        out.reserve(bytes.len() + bytes.len() / 32 + 8);
-        for chunk in bytes.chunks(ENCODE_CHUNK) {
-            if encoder.is_done() {
-                break;
-            }
-            encoder.encode(chunk, out);
-        }
-        encoder.finish(out);
-        Ok(())
     }
 
     /// Notes that RETR sent a message (it is marked `\Seen` at UPDATE).

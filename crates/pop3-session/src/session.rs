@@ -21,6 +21,7 @@ use pop3_protocol::{
 use tracing::{debug, error, info, warn};
 
 use crate::maildrop::Maildrop;
+use crate::transaction::Transfer;
 use crate::{
     AUTHORIZATION_IDLE_TIMEOUT, ConnectionInfo, MAX_BAD_COMMANDS, Next, Pop3Config,
     SASL_MECHANISMS, TRANSACTION_IDLE_TIMEOUT,
@@ -44,6 +45,8 @@ pub(crate) enum State<S: MailStore> {
         /// The canonical login.
         login: String,
         maildrop: Maildrop<MailboxOf<S>>,
+        /// A RETR/TOP body still being sent, one piece per `process` call.
+        transfer: Option<Transfer>,
     },
     Closed,
 }
@@ -110,6 +113,11 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
                 };
                 self.sasl_response(line, out).await
             }
+            // A multi-line response in progress goes on before the next
+            // command is even looked at (RFC 1939 §3: responses in order).
+            State::Transaction {
+                transfer: Some(_), ..
+            } => self.continue_transfer(out).await,
             _ => match self.decoder.next() {
                 None => return Next::NeedInput,
                 Some(Ok(command)) => self.dispatch(command, out).await,
@@ -133,9 +141,21 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
     /// Server shutdown: tells the client and closes without UPDATE, so
     /// nothing is deleted.
     pub fn shutdown(&mut self, out: &mut Vec<u8>) {
-        if !matches!(self.state, State::Closed) {
-            err(out, Some(ResponseCode::SysTemp), "server shutting down");
-            if let State::Transaction { login, maildrop } = &self.state {
+        match &self.state {
+            State::Closed => {}
+            State::Authorization { .. } => {
+                err(out, Some(ResponseCode::SysTemp), "server shutting down");
+            }
+            State::Transaction {
+                login,
+                maildrop,
+                transfer,
+            } => {
+                // In the middle of a message body a status line would be
+                // read as part of the message: then the connection just closes.
+                if transfer.is_none() {
+                    err(out, Some(ResponseCode::SysTemp), "server shutting down");
+                }
                 info!(
                     session_id = self.conn.session_id,
                     user = %login,
@@ -422,12 +442,20 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
             login: account.login.clone(),
             location: account.mail_location.clone(),
         };
+        // RFC 1939 §8: lock the maildrop first, then take the snapshot; the
+        // lock is held by the maildrop until the session ends.
         let opened = match self.store.open_account(&location).await {
-            Ok(store) => store.open_folder(&FolderName::inbox(), false).await,
+            Ok(store) => match store.lock_maildrop().await {
+                Ok(lock) => store
+                    .open_folder(&FolderName::inbox(), false)
+                    .await
+                    .map(|mailbox| (mailbox, lock)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        let mailbox = match opened {
-            Ok(mailbox) => mailbox,
+        let (mailbox, lock) = match opened {
+            Ok(opened) => opened,
             Err(e) if e.kind == StoreErrorKind::InUse => {
                 info!(
                     peer = %self.conn.peer,
@@ -454,7 +482,7 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
                 return Next::Continue;
             }
         };
-        let maildrop = Maildrop::new(mailbox, &self.config.uidl_format);
+        let maildrop = Maildrop::new(mailbox, lock, &self.config.uidl_format);
         info!(
             peer = %self.conn.peer,
             session_id = self.conn.session_id,
@@ -467,6 +495,7 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
         self.state = State::Transaction {
             login: account.login,
             maildrop,
+            transfer: None,
         };
         ok(out, "Logged in.");
         Next::Continue

@@ -7,19 +7,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use account_auth::Mechanism;
 use account_auth::testing::StaticAuthenticator;
 use mail_store::memory::{MemoryAccount, MemoryMailbox, MemoryStore};
 use mail_store::{
-    AccountLocation, AccountStore, AppendOutcome, Flag, FlagOp, Flags, FolderInfo, FolderName,
-    MailStore, Mailbox, MailboxChange, MailboxStatus, MessageMeta, StoreError, StoreErrorKind,
-    StoreResult, Uid,
+    AccountLocation, AccountStore, AppendOutcome, ChangeWatcher, CopyOutcome, Flag, FlagOp, Flags,
+    FolderInfo, FolderName, MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock,
+    MessageMeta, Quota, QuotaUsage, StoreError, StoreErrorKind, StoreResult, Uid,
 };
 use pop3_session::{
     AUTHORIZATION_IDLE_TIMEOUT, ConnectionInfo, MAX_BAD_COMMANDS, Next, Pop3Config, Pop3Session,
-    TRANSACTION_IDLE_TIMEOUT, UidlFormat,
+    STREAM_CHUNK, TRANSACTION_IDLE_TIMEOUT, UidlFormat,
 };
 
 const ALICE: &str = "alice@example.org";
@@ -29,11 +29,33 @@ const PASSWORD: &str = "wonder land";
 // A store wrapper that can fail on purpose (expunge, open) — the memory store
 // never fails by itself.
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Faults {
     expunge_fails: Arc<AtomicBool>,
     open_in_use: Arc<AtomicBool>,
     open_fails: Arc<AtomicBool>,
+    /// `read_range` from this offset on fails (`u64::MAX`: never).
+    read_fails_after: Arc<AtomicU64>,
+    /// `read_range` calls so far.
+    reads: Arc<AtomicU64>,
+    /// `lock_maildrop` calls so far.
+    lock_calls: Arc<AtomicU64>,
+    /// `read_message` (whole message) calls so far.
+    whole_reads: Arc<AtomicU64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            expunge_fails: Arc::default(),
+            open_in_use: Arc::default(),
+            open_fails: Arc::default(),
+            read_fails_after: Arc::new(AtomicU64::new(u64::MAX)),
+            reads: Arc::default(),
+            lock_calls: Arc::default(),
+            whole_reads: Arc::default(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -61,6 +83,21 @@ impl MailStore for FaultyStore {
     ) -> impl Future<Output = StoreResult<FaultyAccount>> + Send {
         let faults = self.faults.clone();
         let opening = self.inner.open_account(account);
+        async move {
+            Ok(FaultyAccount {
+                inner: opening.await?,
+                faults,
+            })
+        }
+    }
+
+    fn open_account_with_quota(
+        &self,
+        account: &AccountLocation,
+        quota: Quota,
+    ) -> impl Future<Output = StoreResult<FaultyAccount>> + Send {
+        let faults = self.faults.clone();
+        let opening = self.inner.open_account_with_quota(account, quota);
         async move {
             Ok(FaultyAccount {
                 inner: opening.await?,
@@ -111,6 +148,51 @@ impl AccountStore for FaultyAccount {
     ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send {
         self.inner.append(name, message, flags, internal_date)
     }
+
+    fn delete_folder(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete_folder(name)
+    }
+
+    fn rename_folder(
+        &self,
+        from: &FolderName,
+        to: &FolderName,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.rename_folder(from, to)
+    }
+
+    fn subscribe(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.subscribe(name)
+    }
+
+    fn unsubscribe(&self, name: &FolderName) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.unsubscribe(name)
+    }
+
+    fn subscriptions(&self) -> impl Future<Output = StoreResult<Vec<FolderName>>> + Send {
+        self.inner.subscriptions()
+    }
+
+    fn status(&self, name: &FolderName) -> impl Future<Output = StoreResult<MailboxStatus>> + Send {
+        self.inner.status(name)
+    }
+
+    fn folder_size(&self, name: &FolderName) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.inner.folder_size(name)
+    }
+
+    fn quota_usage(&self) -> impl Future<Output = StoreResult<QuotaUsage>> + Send {
+        self.inner.quota_usage()
+    }
+
+    fn quota(&self) -> Quota {
+        self.inner.quota()
+    }
+
+    fn lock_maildrop(&self) -> impl Future<Output = StoreResult<MaildropLock>> + Send {
+        self.faults.lock_calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.lock_maildrop()
+    }
 }
 
 impl Mailbox for FaultyMailbox {
@@ -127,6 +209,7 @@ impl Mailbox for FaultyMailbox {
     }
 
     fn read_message(&self, uid: Uid) -> impl Future<Output = StoreResult<Vec<u8>>> + Send {
+        self.faults.whole_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read_message(uid)
     }
 
@@ -148,6 +231,43 @@ impl Mailbox for FaultyMailbox {
             }
             expunging.await
         }
+    }
+
+    fn copy_to(
+        &self,
+        uids: &[Uid],
+        dest: &FolderName,
+    ) -> impl Future<Output = StoreResult<CopyOutcome>> + Send {
+        self.inner.copy_to(uids, dest)
+    }
+
+    fn move_to(
+        &mut self,
+        uids: &[Uid],
+        dest: &FolderName,
+    ) -> impl Future<Output = StoreResult<CopyOutcome>> + Send {
+        self.inner.move_to(uids, dest)
+    }
+
+    fn read_range(
+        &self,
+        uid: Uid,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = StoreResult<Vec<u8>>> + Send {
+        let fail = self.faults.read_fails_after.load(Ordering::SeqCst);
+        self.faults.reads.fetch_add(1, Ordering::SeqCst);
+        let reading = self.inner.read_range(uid, offset, len);
+        async move {
+            if offset >= fail {
+                return Err(StoreError::new(StoreErrorKind::Internal, "disk gone"));
+            }
+            reading.await
+        }
+    }
+
+    fn watch(&self) -> ChangeWatcher {
+        self.inner.watch()
     }
 }
 
@@ -927,6 +1047,351 @@ async fn empty_maildrop() {
         c.cmd("QUIT").await,
         "+OK Logging out, 0 messages deleted\r\n"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The maildrop lock (RFC 1939 §8)
+
+fn alice_location() -> AccountLocation {
+    AccountLocation {
+        login: ALICE.into(),
+        location: None,
+    }
+}
+
+#[tokio::test]
+async fn second_pop3_session_gets_in_use_until_the_first_ends() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1, MSG2]);
+    let mut first = Client::new(&store);
+    first.login().await;
+    assert_eq!(first.faults.lock_calls.load(Ordering::SeqCst), 1);
+
+    let mut second = Client::new(&store);
+    second.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        second.cmd(&format!("PASS {PASSWORD}")).await,
+        "-ERR [IN-USE] Maildrop is locked by another POP3 session\r\n"
+    );
+    assert_eq!(second.session.user(), None);
+    assert!(!second.closed, "the client may try again later");
+    // AUTH PLAIN meets the same lock.
+    assert_eq!(
+        second
+            .cmd(&format!(
+                "AUTH PLAIN {}",
+                b64(&format!("\0{ALICE}\0{PASSWORD}"))
+            ))
+            .await,
+        "-ERR [IN-USE] Maildrop is locked by another POP3 session\r\n"
+    );
+
+    // IMAP sessions neither take nor respect the lock: they open INBOX
+    // read-write, read and expunge while POP3 holds it.
+    let account = store.open_account(&alice_location()).await.unwrap();
+    let mut imap = account
+        .open_folder(&FolderName::inbox(), false)
+        .await
+        .unwrap();
+    let uid2 = imap.messages()[1].uid;
+    assert_eq!(imap.read_message(uid2).await.unwrap(), MSG2);
+    assert_eq!(imap.expunge(&[uid2]).await.unwrap(), vec![uid2]);
+    // ...but a second lock attempt through any handle fails.
+    assert_eq!(
+        account.lock_maildrop().await.unwrap_err().kind,
+        StoreErrorKind::InUse
+    );
+
+    // The first session's snapshot still lists the expunged message.
+    assert!(first.cmd("STAT").await.starts_with("+OK 2 "));
+    assert_eq!(
+        first.cmd("QUIT").await,
+        "+OK Logging out, 0 messages deleted\r\n"
+    );
+    // QUIT released the lock.
+    second.login().await;
+    assert_eq!(second.cmd("STAT").await.split(' ').nth(1), Some("1"));
+    // A dropped connection releases it too.
+    drop(second);
+    let mut third = Client::new(&store);
+    third.login().await;
+    // So does a shutdown.
+    let mut out = Vec::new();
+    third.session.shutdown(&mut out);
+    let mut fourth = Client::new(&store);
+    fourth.login().await;
+}
+
+#[tokio::test]
+async fn failed_logins_take_no_lock() {
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    c.cmd(&format!("USER {ALICE}")).await;
+    c.cmd("PASS wrong").await;
+    assert_eq!(c.faults.lock_calls.load(Ordering::SeqCst), 0);
+    let account = store.open_account(&alice_location()).await.unwrap();
+    drop(account.lock_maildrop().await.unwrap());
+    c.login().await;
+    assert_eq!(c.faults.lock_calls.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Streaming RETR/TOP
+
+/// A message of about `3.5 * STREAM_CHUNK` octets with bare-LF and CRLF
+/// lines, dot lines (also across chunk boundaries), NUL bytes and UTF-8.
+fn big_message() -> Vec<u8> {
+    let mut m = b"Subject: big\r\nFrom: a@example.org\n\n".to_vec();
+    let mut n = 0u32;
+    while m.len() < STREAM_CHUNK * 3 + STREAM_CHUNK / 2 {
+        match n % 5 {
+            0 => m.extend_from_slice(b".leading dot\n"),
+            1 => m.extend_from_slice("caf\u{e9} cr\u{e8}me\r\n".as_bytes()),
+            2 => m.extend_from_slice(b"nul\0byte\n"),
+            3 => m.extend_from_slice(b"..two dots\r\n"),
+            _ => m.extend_from_slice(b"plain line of text that is somewhat longer than the rest\n"),
+        }
+        n += 1;
+    }
+    m
+}
+
+/// What a client makes of a multi-line body (RFC 1939 §3): lines up to
+/// `.` CRLF, one leading dot removed. Returns the body and what follows.
+fn unstuff(wire: &[u8]) -> (Vec<u8>, &[u8]) {
+    let mut body = Vec::new();
+    let mut rest = wire;
+    loop {
+        let end = rest.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        if line == b".\r\n" {
+            return (body, rest);
+        }
+        body.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+}
+
+/// The message as the client should receive it: LF → CRLF, NUL removed.
+fn expected_wire_message(stored: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut previous = 0u8;
+    for &b in stored {
+        match b {
+            0 => continue,
+            b'\n' if previous != b'\r' => out.extend_from_slice(b"\r\n"),
+            _ => out.push(b),
+        }
+        previous = b;
+    }
+    out
+}
+
+/// Runs `process` once per call, keeping each call's output apart.
+async fn pieces(c: &mut Client) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        let next = c.session.process(&mut out).await;
+        if !out.is_empty() {
+            all.push(out);
+        }
+        match next {
+            Next::Continue => {}
+            Next::NeedInput => return all,
+            Next::Close => {
+                c.closed = true;
+                return all;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn large_retr_streams_in_bounded_pieces() {
+    let store = MemoryStore::new();
+    let big = big_message();
+    seed(&store, &[MSG1, &big]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let size = pop3_protocol::message_size(&big);
+    assert_eq!(c.cmd("LIST 2").await, format!("+OK 2 {size}\r\n"));
+    // A pipelined NOOP is answered only after the whole body.
+    c.session.enqueue_input(b"RETR 2\r\nNOOP\r\n");
+    let parts = pieces(&mut c).await;
+    assert!(parts.len() >= 5, "RETR 2 came in {} pieces", parts.len());
+    for part in &parts {
+        // One piece of stored message, plus CRs and stuffing dots added.
+        assert!(part.len() <= STREAM_CHUNK * 2 + 64, "{} octets", part.len());
+    }
+    let wire = parts.concat();
+    let header = format!("+OK {size} octets\r\n");
+    assert!(wire.starts_with(header.as_bytes()));
+    let (body, rest) = unstuff(&wire[header.len()..]);
+    assert_eq!(body, expected_wire_message(&big));
+    assert_eq!(body.len() as u64, size);
+    assert_eq!(rest, b"+OK\r\n");
+    // Never read whole: only ranges.
+    assert_eq!(c.faults.whole_reads.load(Ordering::SeqCst), 0);
+    c.cmd("QUIT").await;
+    let account = store.open_account(&alice_location()).await.unwrap();
+    let inbox = account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap();
+    assert!(
+        inbox.messages()[1].flags.contains(&Flag::Seen),
+        "RETR'd → \\Seen"
+    );
+}
+
+#[tokio::test]
+async fn large_retr_without_list_announces_the_exact_size() {
+    let store = MemoryStore::new();
+    let big = big_message();
+    seed(&store, &[&big]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.session.enqueue_input(b"RETR 1\r\n");
+    let wire = pieces(&mut c).await.concat();
+    let size = pop3_protocol::message_size(&big);
+    let header = format!("+OK {size} octets\r\n");
+    assert!(wire.starts_with(header.as_bytes()));
+    let (body, rest) = unstuff(&wire[header.len()..]);
+    assert_eq!(body.len() as u64, size);
+    assert!(rest.is_empty());
+    // The size is kept: LIST needs no further reads.
+    let reads = c.faults.reads.load(Ordering::SeqCst);
+    assert_eq!(c.cmd("LIST 1").await, format!("+OK 1 {size}\r\n"));
+    assert_eq!(c.faults.reads.load(Ordering::SeqCst), reads);
+}
+
+#[tokio::test]
+async fn retr_of_exactly_one_chunk() {
+    let store = MemoryStore::new();
+    let mut exact = b"Subject: exact\r\n\r\n".to_vec();
+    exact.resize(STREAM_CHUNK - 2, b'x');
+    exact.extend_from_slice(b"\r\n");
+    assert_eq!(exact.len(), STREAM_CHUNK);
+    seed(&store, &[&exact]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let reply = c.cmd("RETR 1").await;
+    let header = format!("+OK {} octets\r\n", exact.len());
+    assert!(reply.starts_with(&header));
+    assert_eq!(
+        &reply.as_bytes()[header.len()..],
+        [&exact[..], b".\r\n"].concat()
+    );
+}
+
+#[tokio::test]
+async fn top_of_a_large_message_reads_only_what_it_sends() {
+    let store = MemoryStore::new();
+    let big = big_message();
+    seed(&store, &[&big]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    assert_eq!(
+        c.cmd("TOP 1 2").await,
+        "+OK Top of message follows\r\nSubject: big\r\nFrom: a@example.org\r\n\r\n..leading dot\r\ncaf\u{e9} cr\u{e8}me\r\n.\r\n"
+    );
+    assert_eq!(c.faults.reads.load(Ordering::SeqCst), 1);
+    // TOP does not make a message \Seen.
+    c.cmd("QUIT").await;
+    let account = store.open_account(&alice_location()).await.unwrap();
+    let inbox = account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap();
+    assert!(!inbox.messages()[0].flags.contains(&Flag::Seen));
+}
+
+#[tokio::test]
+async fn read_failure_half_way_closes_and_deletes_nothing() {
+    let store = MemoryStore::new();
+    let big = big_message();
+    seed(&store, &[MSG1, &big]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("LIST").await;
+    c.cmd("DELE 1").await;
+    c.session.enqueue_input(b"RETR 2\r\nQUIT\r\n");
+    let mut out = Vec::new();
+    assert_eq!(c.session.process(&mut out).await, Next::Continue);
+    assert!(out.starts_with(b"+OK "));
+    c.faults
+        .read_fails_after
+        .store(STREAM_CHUNK as u64, Ordering::SeqCst);
+    let rest = pieces(&mut c).await.concat();
+    assert!(c.closed);
+    // No status line was mixed into the body, and QUIT never ran.
+    assert!(!String::from_utf8_lossy(&rest).contains("ERR"));
+    assert!(!String::from_utf8_lossy(&rest).contains("Logging out"));
+    assert_eq!(store.message_count(ALICE, "INBOX"), 2);
+    // The lock went with the session.
+    let mut again = Client::new(&store);
+    again.login().await;
+}
+
+#[tokio::test]
+async fn read_failure_before_the_body_is_sys_temp() {
+    let store = MemoryStore::new();
+    seed(&store, &[MSG1]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.faults.read_fails_after.store(0, Ordering::SeqCst);
+    assert_eq!(
+        c.cmd("RETR 1").await,
+        "-ERR [SYS/TEMP] Cannot read the message\r\n"
+    );
+    assert_eq!(
+        c.cmd("TOP 1 0").await,
+        "-ERR [SYS/TEMP] Cannot read the message\r\n"
+    );
+    c.faults.read_fails_after.store(u64::MAX, Ordering::SeqCst);
+    assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+}
+
+#[tokio::test]
+async fn shutdown_in_the_middle_of_a_body_adds_no_status_line() {
+    let store = MemoryStore::new();
+    let big = big_message();
+    seed(&store, &[&big]);
+    let mut c = Client::new(&store);
+    c.login().await;
+    c.cmd("DELE 1").await;
+    c.cmd("RSET").await;
+    c.session.enqueue_input(b"RETR 1\r\n");
+    let mut out = Vec::new();
+    assert_eq!(c.session.process(&mut out).await, Next::Continue);
+    let mut out = Vec::new();
+    c.session.shutdown(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(c.session.process(&mut out).await, Next::Close);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts (RFC 1939 §3)
+
+#[tokio::test]
+async fn idle_timeouts_per_state() {
+    // RFC 1939 §3: an inactivity timer of at least 10 minutes once logged in.
+    assert!(TRANSACTION_IDLE_TIMEOUT >= std::time::Duration::from_secs(10 * 60));
+    assert!(AUTHORIZATION_IDLE_TIMEOUT < TRANSACTION_IDLE_TIMEOUT);
+    let store = MemoryStore::new();
+    let mut c = Client::new(&store);
+    assert_eq!(c.session.idle_timeout(), AUTHORIZATION_IDLE_TIMEOUT);
+    c.cmd(&format!("USER {ALICE}")).await;
+    c.cmd("PASS wrong").await;
+    assert_eq!(c.session.idle_timeout(), AUTHORIZATION_IDLE_TIMEOUT);
+    c.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(c.session.idle_timeout(), AUTHORIZATION_IDLE_TIMEOUT);
+    c.login().await;
+    assert_eq!(c.session.idle_timeout(), TRANSACTION_IDLE_TIMEOUT);
+    c.cmd("STAT").await;
+    assert_eq!(c.session.idle_timeout(), TRANSACTION_IDLE_TIMEOUT);
 }
 
 #[test]

@@ -111,6 +111,10 @@ pub struct UserPasswordArgs {
 /// `hash` options.
 #[derive(Debug, Args)]
 pub struct HashArgs {
+    /// Take the argon2 parameters from this configuration's `[auth]` section
+    /// (defaults: m=19456 KiB, t=2, p=1).
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Read the password as one line from standard input.
     #[arg(long)]
     pub password_stdin: bool,
@@ -150,7 +154,7 @@ pub fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Secret> 
 /// so that `coffre user add` works on a fresh install before the first `serve`.
 pub async fn open_accounts(config: &std::path::Path) -> anyhow::Result<SqlAccounts> {
     let cfg = Config::load(config)?;
-    let accounts = SqlAccounts::connect(&cfg.database.url)
+    let accounts = SqlAccounts::connect_with(&cfg.database.url, cfg.sql_options())
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
     if cfg.database.migrate_on_start {

@@ -38,6 +38,9 @@ pub struct Config {
     /// Refuse-only listeners on the old plaintext ports.
     #[serde(default)]
     pub legacy_notice: LegacyNoticeConfig,
+    /// Password hashing and login throttling.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -112,7 +115,23 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: default_database_url(), migrate_on_start: true }
+        Self {
+            url: default_database_url(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Config {
+    /// The SQL backend options from `[database]` and `[auth]`.
+    pub fn sql_options(&self) -> account_auth::sql::SqlOptions {
+        account_auth::sql::SqlOptions {
+            argon2: self.auth.argon2(),
+            rehash_on_login: self.auth.rehash_on_login,
+            user_query: self.auth.user_query.clone(),
+            update_password_query: self.auth.update_password_query.clone(),
+            ..account_auth::sql::SqlOptions::default()
+        }
     }
 }
 
@@ -133,6 +152,135 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self { mail_root: default_mail_root(), location_template: default_location_template() }
     }
+}
+
+/// `[auth]`: password hashing and brute-force defence. The defaults meet
+/// the figures in the README (≤ 1 wrong answer/s per address, ≤ 0.2/s per
+/// account, the real user unaffected).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// argon2id memory cost for new hashes, KiB.
+    #[serde(default = "default_argon2_m")]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations for new hashes.
+    #[serde(default = "default_argon2_t")]
+    pub argon2_iterations: u32,
+    /// argon2id parallelism for new hashes.
+    #[serde(default = "default_argon2_p")]
+    pub argon2_parallelism: u32,
+    /// Replace legacy or outdated hashes with argon2id on a successful login.
+    #[serde(default = "default_true")]
+    pub rehash_on_login: bool,
+    /// Every failed login is answered after this many seconds.
+    #[serde(default = "default_failure_delay")]
+    pub failure_delay_secs: u64,
+    /// Failures per source address (IPv6: per /64) before penalties start.
+    #[serde(default = "default_ip_free_failures")]
+    pub ip_free_failures: u32,
+    /// First per-address penalty, seconds; doubles with each further failure.
+    #[serde(default = "default_ip_base_interval")]
+    pub ip_penalty_secs: u64,
+    /// Largest per-address penalty, seconds.
+    #[serde(default = "default_ip_max_interval")]
+    pub ip_max_penalty_secs: u64,
+    /// Failures per account before it is throttled for unknown addresses.
+    #[serde(default = "default_account_free_failures")]
+    pub account_free_failures: u32,
+    /// Spacing of attempts on a throttled account from addresses that never
+    /// logged in to it successfully, seconds.
+    #[serde(default = "default_account_interval")]
+    pub account_interval_secs: u64,
+    /// Failed logins after which a session is closed.
+    #[serde(default = "default_max_auth_failures")]
+    pub max_failures_per_session: u32,
+    /// Look accounts up with this query instead of Coffre's own `accounts`
+    /// table (like Dovecot's `password_query`): `%{login}`, `%{local}`,
+    /// `%{domain}` are bound as parameters; it must return `password_hash`
+    /// and may return `enabled`, `mail_location`, `quota_bytes`, `quota_messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_query: Option<String>,
+    /// With `user_query`: how to store a rehashed password
+    /// (`%{password_hash}`, `%{old_password_hash}`, `%{login}`); without it
+    /// there is no rehash on login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_password_query: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: default_argon2_m(),
+            argon2_iterations: default_argon2_t(),
+            argon2_parallelism: default_argon2_p(),
+            rehash_on_login: true,
+            failure_delay_secs: default_failure_delay(),
+            ip_free_failures: default_ip_free_failures(),
+            ip_penalty_secs: default_ip_base_interval(),
+            ip_max_penalty_secs: default_ip_max_interval(),
+            account_free_failures: default_account_free_failures(),
+            account_interval_secs: default_account_interval(),
+            max_failures_per_session: default_max_auth_failures(),
+            user_query: None,
+            update_password_query: None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The argon2 parameters for new hashes.
+    pub fn argon2(&self) -> account_auth::password::Argon2Params {
+        account_auth::password::Argon2Params {
+            m_cost_kib: self.argon2_memory_kib,
+            t_cost: self.argon2_iterations,
+            p_cost: self.argon2_parallelism,
+        }
+    }
+
+    /// The throttle settings.
+    pub fn throttle(&self) -> account_auth::throttle::ThrottleConfig {
+        use std::time::Duration;
+        account_auth::throttle::ThrottleConfig {
+            failure_delay: Duration::from_secs(self.failure_delay_secs),
+            ip_free_failures: self.ip_free_failures,
+            ip_base_interval: Duration::from_secs(self.ip_penalty_secs),
+            ip_max_interval: Duration::from_secs(self.ip_max_penalty_secs),
+            account_free_failures: self.account_free_failures,
+            account_interval: Duration::from_secs(self.account_interval_secs),
+            ..account_auth::throttle::ThrottleConfig::default()
+        }
+    }
+}
+
+fn default_argon2_m() -> u32 {
+    19456
+}
+fn default_argon2_t() -> u32 {
+    2
+}
+fn default_argon2_p() -> u32 {
+    1
+}
+fn default_failure_delay() -> u64 {
+    2
+}
+fn default_ip_free_failures() -> u32 {
+    3
+}
+fn default_ip_base_interval() -> u64 {
+    1
+}
+fn default_ip_max_interval() -> u64 {
+    60
+}
+fn default_account_free_failures() -> u32 {
+    5
+}
+fn default_account_interval() -> u64 {
+    5
+}
+fn default_max_auth_failures() -> u32 {
+    3
 }
 
 /// `[legacy_notice]`: off by default.
@@ -289,6 +437,17 @@ impl Config {
             .ok_or_else(|| ConfigError("[tls] key: missing (path to a PEM private key)".into()))?;
         if self.tls.handshake_timeout_secs == 0 {
             return Err(ConfigError("[tls] handshake_timeout_secs: must be at least 1".into()));
+        }
+        if let Err(e) = self.auth.argon2().validate() {
+            return Err(ConfigError(format!("[auth] argon2_*: {e}")));
+        }
+        if self.auth.update_password_query.is_some() && self.auth.user_query.is_none() {
+            return Err(ConfigError(
+                "[auth] update_password_query: only meaningful together with user_query".into(),
+            ));
+        }
+        if self.auth.max_failures_per_session == 0 {
+            return Err(ConfigError("[auth] max_failures_per_session: must be at least 1".into()));
         }
         if self.limits.max_connections == 0 {
             return Err(ConfigError("[limits] max_connections: must be at least 1".into()));

@@ -39,6 +39,20 @@ pub trait ProtocolSession: Send {
     fn idle_timeout(&self) -> Duration;
     /// The goodbye on server shutdown.
     fn shutdown(&mut self, out: &mut Vec<u8>);
+    /// Whether the session waits for mailbox changes (IMAP IDLE): the driver
+    /// then calls [`ProtocolSession::wakeup`] every [`ProtocolSession::wakeup_interval`]
+    /// while it also waits for input.
+    fn idling(&self) -> bool {
+        false
+    }
+    /// How often to wake an idling session.
+    fn wakeup_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    /// Lets an idling session look for changes and report them.
+    fn wakeup(&mut self, _out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// How a connection ended, for the close log line.
@@ -95,15 +109,27 @@ where
                 }
             }
         }
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                session.shutdown(&mut out);
-                let _ = write_out(stream, &mut out, output_stall).await;
-                let _ = stream.shutdown().await;
-                return CloseReason::Shutdown;
+        // While the session idles, wake it periodically so it can report
+        // new mail; the idle deadline is not reset by these wake-ups.
+        let idle_deadline = tokio::time::Instant::now() + session.idle_timeout();
+        let read = loop {
+            let wake = session.idling().then(|| session.wakeup_interval());
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    session.shutdown(&mut out);
+                    let _ = write_out(stream, &mut out, output_stall).await;
+                    let _ = stream.shutdown().await;
+                    return CloseReason::Shutdown;
+                }
+                r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
+                _ = sleep_or_never(wake) => {
+                    session.wakeup(&mut out).await;
+                    if let Err(reason) = write_out(stream, &mut out, output_stall).await {
+                        return reason;
+                    }
+                }
             }
-            r = tokio::time::timeout(session.idle_timeout(), stream.read(&mut buf)) => r,
         };
         match read {
             Err(_elapsed) => {
@@ -114,6 +140,13 @@ where
             Ok(Ok(n)) => session.enqueue_input(&buf[..n]),
             Ok(Err(_)) => return CloseReason::SocketError,
         }
+    }
+}
+
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 

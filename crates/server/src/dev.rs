@@ -74,7 +74,7 @@ pub async fn prepare(data_dir: &Path) -> anyhow::Result<DevSetup> {
         format!("[storage] mail_root: cannot create {}", config.storage.mail_root.display())
     })?;
 
-    let accounts = SqlAccounts::connect(&config.database.url)
+    let accounts = SqlAccounts::connect_with(&config.database.url, config.sql_options())
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
     accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;

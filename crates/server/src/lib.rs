@@ -29,11 +29,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use account_auth::sql::SqlAccounts;
+use account_auth::throttle::Throttled;
 use anyhow::Context;
 use maildir_store::MaildirStore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -54,6 +54,8 @@ pub struct RunningServer {
     pub notice_pop3: Vec<SocketAddr>,
     /// Counters (connections, legacy hits).
     pub counters: Arc<Counters>,
+    /// The TLS configuration, for reloads.
+    pub tls: Arc<tls::TlsState>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     grace: Duration,
@@ -86,16 +88,17 @@ async fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpLis
 /// Opens the database and storage, binds every listener and starts serving.
 /// Errors are one line, naming the config key.
 pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
-    let server_config = tls::load_server_config(&cfg.cert, &cfg.key)?;
-    let acceptor = TlsAcceptor::from(server_config);
+    let tls_state = tls::TlsState::load(&cfg.cert, &cfg.key)?;
 
-    let accounts = SqlAccounts::connect(&cfg.config.database.url)
+    let accounts = SqlAccounts::connect_with(&cfg.config.database.url, cfg.config.sql_options())
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
     if cfg.config.database.migrate_on_start {
         accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
     }
-    let accounts = Arc::new(accounts);
+    // Every login goes through the throttle: fixed failure delay, per-address
+    // and per-account penalties (account-auth's throttle module).
+    let accounts = Arc::new(Throttled::new(accounts, cfg.config.auth.throttle()));
     let store = Arc::new(MaildirStore::new(
         cfg.config.storage.mail_root.clone(),
         cfg.config.storage.location_template.clone(),
@@ -114,7 +117,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     let output_stall = Duration::from_secs(cfg.config.limits.output_stall_secs);
 
     let imap_shared = Arc::new(Shared {
-        acceptor: acceptor.clone(),
+        tls: tls_state.clone(),
         factory: ImapFactory::new(store.clone(), accounts.clone(), &cfg.config),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
@@ -125,7 +128,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         next_session_id: next_session_id.clone(),
     });
     let pop3_shared = Arc::new(Shared {
-        acceptor,
+        tls: tls_state.clone(),
         factory: Pop3Factory::new(store, accounts, &cfg.config),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
@@ -145,6 +148,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         notice_imap: local(&notice_imap)?,
         notice_pop3: local(&notice_pop3)?,
         counters: counters.clone(),
+        tls: tls_state,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
         grace: Duration::from_secs(cfg.config.limits.shutdown_grace_secs),

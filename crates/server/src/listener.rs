@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::connection::{CloseReason, ProtocolSession, drive};
-use crate::tls::version_name;
+use crate::tls::{TlsState, version_name};
 
 /// Which protocol a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +54,8 @@ pub struct Counters {
 
 /// What every connection task needs, shared.
 pub struct Shared<F> {
-    /// TLS configuration.
-    pub acceptor: TlsAcceptor,
+    /// TLS configuration (reloadable).
+    pub tls: Arc<TlsState>,
     /// Builds a session for a connection.
     pub factory: F,
     /// Server shutdown.
@@ -135,7 +134,7 @@ async fn handle_tls_connection<F: SessionFactory>(
     info!("connection opened");
     let handshake = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        r = tokio::time::timeout(shared.handshake_timeout, shared.acceptor.accept(socket)) => r,
+        r = tokio::time::timeout(shared.handshake_timeout, shared.tls.acceptor().accept(socket)) => r,
     };
     let mut stream = match handshake {
         Ok(Ok(s)) => s,

@@ -55,7 +55,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(u) => coffre_server::cli::run_user(u).await,
         Command::Hash(h) => {
             let password = coffre_server::cli::read_password(h.password_stdin, true)?;
-            let params = account_auth::password::Argon2Params::default();
+            // Same parameters as the server would use for new hashes.
+            let params = match &h.config {
+                Some(path) => Config::load(path)?.auth.argon2(),
+                None => account_auth::password::Argon2Params::default(),
+            };
             let hash = tokio::task::spawn_blocking(move || {
                 account_auth::password::hash_password(&password, &params)
             })
@@ -110,6 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", dev::banner(setup, &server.imaps, &server.pop3s));
     }
     tokio::spawn(wait_for_signal(shutdown));
+    tokio::spawn(reload_on_hangup(server.tls.clone()));
     server.wait().await;
     Ok(())
 }
@@ -132,4 +137,20 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         }
     }
     shutdown.cancel();
+}
+
+/// Re-reads the certificate and key on SIGHUP (certbot's deploy hook), keeping
+/// the old ones when the new files are bad. Open sessions are not touched.
+async fn reload_on_hangup(tls: std::sync::Arc<tls::TlsState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; certificate reload disabled");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the previous certificate"),
+        }
+    }
 }

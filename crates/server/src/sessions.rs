@@ -7,24 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use account_auth::sql::SqlAccounts;
+use account_auth::throttle::Throttled;
 use maildir_store::MaildirStore;
 
 use crate::config::Config;
 use crate::connection::{Next, ProtocolSession};
 use crate::listener::{Protocol, SessionFactory};
 
+/// The production authenticator: SQL accounts behind the login throttle.
+pub type Accounts = Throttled<SqlAccounts>;
+
 /// Builds IMAP sessions.
 pub struct ImapFactory {
     store: Arc<MaildirStore>,
-    auth: Arc<SqlAccounts>,
+    auth: Arc<Accounts>,
     config: Arc<imap_session::ImapConfig>,
 }
 
 impl ImapFactory {
     /// From the `[imaps]` section.
-    pub fn new(store: Arc<MaildirStore>, auth: Arc<SqlAccounts>, cfg: &Config) -> Self {
+    pub fn new(store: Arc<MaildirStore>, auth: Arc<Accounts>, cfg: &Config) -> Self {
         let config = imap_session::ImapConfig {
             max_literal: cfg.imaps.append_limit,
+            max_auth_failures: cfg.auth.max_failures_per_session,
             ..imap_session::ImapConfig::default()
         };
         Self { store, auth, config: Arc::new(config) }
@@ -32,7 +37,7 @@ impl ImapFactory {
 }
 
 /// An IMAP session on the production store and accounts.
-pub struct ImapConn(imap_session::ImapSession<MaildirStore, SqlAccounts>);
+pub struct ImapConn(imap_session::ImapSession<MaildirStore, Accounts>);
 
 impl SessionFactory for ImapFactory {
     type Session = ImapConn;
@@ -74,24 +79,37 @@ impl ProtocolSession for ImapConn {
     fn shutdown(&mut self, out: &mut Vec<u8>) {
         self.0.shutdown(out)
     }
+    fn idling(&self) -> bool {
+        self.0.idling()
+    }
+    fn wakeup_interval(&self) -> Duration {
+        imap_session::IDLE_POLL_INTERVAL
+    }
+    fn wakeup(&mut self, out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
+        self.0.wakeup(out)
+    }
 }
 
 /// Builds POP3 sessions.
 pub struct Pop3Factory {
     store: Arc<MaildirStore>,
-    auth: Arc<SqlAccounts>,
+    auth: Arc<Accounts>,
     config: Arc<pop3_session::Pop3Config>,
 }
 
 impl Pop3Factory {
     /// From the `[pop3s]` section.
-    pub fn new(store: Arc<MaildirStore>, auth: Arc<SqlAccounts>, _cfg: &Config) -> Self {
-        Self { store, auth, config: Arc::new(pop3_session::Pop3Config::default()) }
+    pub fn new(store: Arc<MaildirStore>, auth: Arc<Accounts>, cfg: &Config) -> Self {
+        let config = pop3_session::Pop3Config {
+            max_auth_failures: cfg.auth.max_failures_per_session,
+            ..pop3_session::Pop3Config::default()
+        };
+        Self { store, auth, config: Arc::new(config) }
     }
 }
 
 /// A POP3 session on the production store and accounts.
-pub struct Pop3Conn(pop3_session::Pop3Session<MaildirStore, SqlAccounts>);
+pub struct Pop3Conn(pop3_session::Pop3Session<MaildirStore, Accounts>);
 
 impl SessionFactory for Pop3Factory {
     type Session = Pop3Conn;

@@ -4,8 +4,8 @@
 //! read with rustls-pki-types' PEM API (rustls-pemfile is unmaintained,
 //! RUSTSEC-2025-0134).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -73,5 +73,48 @@ pub fn version_name(v: Option<rustls::ProtocolVersion>) -> String {
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
         Some(other) => format!("{other:?}"),
         None => "none".into(),
+    }
+}
+
+/// The TLS configuration in use, replaceable at run time (SIGHUP) so that a
+/// renewed certificate is picked up without dropping open sessions: each new
+/// handshake takes the configuration current at that moment; established
+/// sessions keep theirs.
+#[derive(Debug)]
+pub struct TlsState {
+    current: RwLock<Arc<ServerConfig>>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsState {
+    /// Loads the certificate and key for the first time.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<TlsState>, ConfigError> {
+        let config = load_server_config(cert, key)?;
+        Ok(Arc::new(TlsState {
+            current: RwLock::new(config),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        }))
+    }
+
+    /// An acceptor with the current configuration.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
+    /// Re-reads the certificate and key. On error the old configuration
+    /// stays in use and the error is returned for the log.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let config = load_server_config(&self.cert, &self.key)?;
+        match self.current.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        Ok(())
     }
 }

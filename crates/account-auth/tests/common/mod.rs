@@ -11,6 +11,8 @@ use account_auth::sql::{DbError, SCHEMA_VERSION, SqlAccounts, SqlOptions};
 use account_auth::{AuthError, Authenticator, LoginAttempt, Mechanism, Secret};
 use sqlx::{AssertSqlSafe, Row};
 
+pub mod custom;
+
 /// Cheap argon2 so tests stay fast where the defaults are not under test.
 pub const CHEAP: Argon2Params = Argon2Params {
     m_cost_kib: 64,

@@ -1,13 +1,17 @@
 //! Mailbox-level commands: SELECT/EXAMINE (RFC 3501 §6.3.1–2), CREATE
-//! (§6.3.3), LIST/LSUB (§6.3.8–9, CHILDREN RFC 3348), STATUS (§6.3.10),
+//! (§6.3.3), LIST/LSUB (§6.3.8–9, CHILDREN RFC 3348, LIST-EXTENDED RFC 5258,
+//! SPECIAL-USE RFC 6154, LIST-STATUS RFC 5819), STATUS (§6.3.10),
 //! APPEND (§6.3.11, APPENDUID RFC 4315), CLOSE (§6.4.2), UNSELECT (RFC 3691).
 
 use account_auth::Authenticator;
 use imap_protocol::{
-    Code, Data, Flag, ListAttribute, MailboxArg, Response, Status, StatusItem, StatusKind,
-    StatusValue,
+    Code, Data, Flag, ListAttribute, ListReturn, ListSelect, MailboxArg, Response, Status,
+    StatusItem, StatusKind, StatusValue,
 };
-use mail_store::{AccountStore, HIERARCHY_SEPARATOR, MailStore, Mailbox, SpecialUse, Uid};
+use mail_store::{
+    AccountStore, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxStatus,
+    SpecialUse, Uid,
+};
 
 use crate::convert::{flags_in, folder_name, store_error, wire_name};
 use crate::selected::SelectedView;
@@ -147,30 +151,43 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         }
     }
 
-    pub(crate) async fn list(
-        &mut self,
-        reference: &[u8],
-        pattern: &[u8],
-        lsub: bool,
-        out: &mut Vec<u8>,
-    ) -> Done {
+    /// LIST and LSUB (RFC 3501 §6.3.8–9) with LIST-EXTENDED selection and
+    /// return options (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS
+    /// (RFC 5819).
+    pub(crate) async fn list(&mut self, request: ListRequest<'_>, out: &mut Vec<u8>) -> Done {
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
         let delimiter = Some(HIERARCHY_SEPARATOR as u8);
-        if pattern.is_empty() && !lsub {
+        let done = if request.lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        };
+        let select_subscribed = request.select.contains(&ListSelect::Subscribed);
+        let recursive = request.select.contains(&ListSelect::RecursiveMatch);
+        let only_special = request.select.contains(&ListSelect::SpecialUse);
+        if recursive && !select_subscribed && !only_special {
+            // RFC 5258 §3.1: RECURSIVEMATCH needs another selection option.
+            return Done::bad("RECURSIVEMATCH needs another selection option");
+        }
+        if !request.extended && request.patterns.iter().all(|p| p.is_empty()) && !request.lsub {
             // §6.3.8: an empty pattern asks for the delimiter and the root.
             let data = Data::List {
                 attributes: vec![ListAttribute::Noselect],
                 delimiter,
                 mailbox: Vec::new(),
+                child_info_subscribed: false,
             };
             emit(&Response::Data(data), out);
-            return Done::ok("LIST completed");
+            return Done::ok(done);
         }
-        let mut full = reference.to_vec();
-        full.extend_from_slice(pattern);
-        if full.len() > MAX_PATTERN {
+        let patterns: Vec<Vec<u8>> = request
+            .patterns
+            .iter()
+            .map(|p| [request.reference, p.as_slice()].concat())
+            .collect();
+        if patterns.iter().any(|p| p.len() > MAX_PATTERN) {
             return Done::bad("Pattern too long");
         }
         let folders = match login.store.list_folders().await {
@@ -180,48 +197,96 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 return Done::no(code, text);
             }
         };
-        for folder in folders {
-            if lsub && !folder.subscribed {
+        let want_subscribed = request.lsub
+            || select_subscribed
+            || request.ret.contains(&ListReturn::Subscribed);
+        let subscriptions = if want_subscribed {
+            match login.store.subscriptions().await {
+                Ok(names) => names,
+                Err(err) => {
+                    let (code, text) = store_error(&err);
+                    return Done::no(code, text);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let status_items = request.ret.iter().find_map(|r| match r {
+            ListReturn::Status(items) => Some(items.as_slice()),
+            _ => None,
+        });
+        // Existing folders, then subscribed names that no longer exist.
+        let mut entries: Vec<(FolderName, Option<&FolderInfo>)> =
+            folders.iter().map(|f| (f.name.clone(), Some(f))).collect();
+        let listing_subscriptions = request.lsub || select_subscribed;
+        for name in subscriptions.iter().filter(|_| listing_subscriptions) {
+            if !folders.iter().any(|f| &f.name == name) {
+                entries.push((name.clone(), None));
+            }
+        }
+        for (name, info) in entries {
+            let wire = wire_name(&name);
+            if !patterns
+                .iter()
+                .any(|p| list_match(p, &wire, name.is_inbox()))
+            {
                 continue;
             }
-            let wire = wire_name(&folder.name);
-            if !list_match(&full, &wire, folder.name.is_inbox()) {
+            let subscribed = subscriptions.contains(&name);
+            let child_subscribed = recursive
+                && select_subscribed
+                && subscriptions.iter().any(|s| is_descendant(s, &name));
+            if listing_subscriptions && !subscribed && !child_subscribed {
                 continue;
             }
-            let mut attributes = vec![if folder.has_children {
-                ListAttribute::HasChildren
-            } else {
-                ListAttribute::HasNoChildren
-            }];
-            if let Some(special) = folder.special_use {
-                attributes.push(match special {
-                    SpecialUse::Drafts => ListAttribute::Drafts,
-                    SpecialUse::Sent => ListAttribute::Sent,
-                    SpecialUse::Trash => ListAttribute::Trash,
-                    SpecialUse::Junk => ListAttribute::Junk,
-                    SpecialUse::Archive => ListAttribute::Archive,
-                });
+            let special = info.and_then(|f| f.special_use);
+            if only_special && special.is_none() {
+                continue;
             }
-            let data = if lsub {
+            let mut attributes = Vec::new();
+            match info {
+                Some(f) if f.has_children => attributes.push(ListAttribute::HasChildren),
+                Some(_) => attributes.push(ListAttribute::HasNoChildren),
+                // §6.3.9: an LSUB name that does not exist is \Noselect.
+                None if request.lsub => attributes.push(ListAttribute::Noselect),
+                None => attributes.push(ListAttribute::NonExistent),
+            }
+            if subscribed && !request.lsub && want_subscribed {
+                attributes.push(ListAttribute::Subscribed);
+            }
+            if let Some(special) = special {
+                attributes.push(special_attribute(special));
+            }
+            let data = if request.lsub {
                 Data::Lsub {
                     attributes,
                     delimiter,
-                    mailbox: wire,
+                    mailbox: wire.clone(),
                 }
             } else {
                 Data::List {
                     attributes,
                     delimiter,
-                    mailbox: wire,
+                    mailbox: wire.clone(),
+                    child_info_subscribed: child_subscribed && !subscribed,
                 }
             };
             emit(&Response::Data(data), out);
+            // RFC 5819: STATUS right after the LIST line of each selectable mailbox.
+            if let (Some(items), Some(_)) = (status_items, info)
+                && let Ok(status) = login.store.status(&name).await
+            {
+                let values = status_values(items, &status);
+                emit(
+                    &Response::Data(Data::Status {
+                        mailbox: wire,
+                        items: values,
+                    }),
+                    out,
+                );
+            }
         }
-        Done::ok(if lsub {
-            "LSUB completed"
-        } else {
-            "LIST completed"
-        })
+        Done::ok(done)
     }
 
     pub(crate) async fn status(
@@ -237,24 +302,15 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
-        // Read-only, so STATUS never claims \Recent.
-        let status = match login.store.open_folder(&name, true).await {
-            Ok(mailbox) => mailbox.status(),
+        // The store's cheap counters: no message is read, \Recent is not claimed.
+        let status = match login.store.status(&name).await {
+            Ok(status) => status,
             Err(err) => {
                 let (code, text) = store_error(&err);
                 return Done::no(code, text);
             }
         };
-        let values = items
-            .iter()
-            .map(|item| match item {
-                StatusItem::Messages => StatusValue::Messages(status.messages),
-                StatusItem::Recent => StatusValue::Recent(status.recent),
-                StatusItem::UidNext => StatusValue::UidNext(status.uid_next.0),
-                StatusItem::UidValidity => StatusValue::UidValidity(status.uid_validity.0),
-                StatusItem::Unseen => StatusValue::Unseen(status.unseen),
-            })
-            .collect();
+        let values = status_values(items, &status);
         emit(
             &Response::Data(Data::Status {
                 mailbox: wire_name(&name),
@@ -332,6 +388,54 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             "UNSELECT completed"
         })
     }
+}
+
+/// The requested STATUS counters.
+fn status_values(items: &[StatusItem], status: &MailboxStatus) -> Vec<StatusValue> {
+    items
+        .iter()
+        .map(|item| match item {
+            StatusItem::Messages => StatusValue::Messages(status.messages),
+            StatusItem::Recent => StatusValue::Recent(status.recent),
+            StatusItem::UidNext => StatusValue::UidNext(status.uid_next.0),
+            StatusItem::UidValidity => StatusValue::UidValidity(status.uid_validity.0),
+            StatusItem::Unseen => StatusValue::Unseen(status.unseen),
+        })
+        .collect()
+}
+
+/// The RFC 6154 attribute of a special-use folder.
+fn special_attribute(special: SpecialUse) -> ListAttribute {
+    match special {
+        SpecialUse::Drafts => ListAttribute::Drafts,
+        SpecialUse::Sent => ListAttribute::Sent,
+        SpecialUse::Trash => ListAttribute::Trash,
+        SpecialUse::Junk => ListAttribute::Junk,
+        SpecialUse::Archive => ListAttribute::Archive,
+    }
+}
+
+/// Whether `name` lies below `parent` in the hierarchy.
+fn is_descendant(name: &FolderName, parent: &FolderName) -> bool {
+    name.as_str()
+        .strip_prefix(parent.as_str())
+        .is_some_and(|rest| rest.starts_with(HIERARCHY_SEPARATOR))
+}
+
+/// A LIST or LSUB command, its options resolved by the parser.
+pub(crate) struct ListRequest<'a> {
+    /// Reference name, raw.
+    pub reference: &'a [u8],
+    /// Patterns, raw.
+    pub patterns: &'a [Vec<u8>],
+    /// RFC 5258 selection options.
+    pub select: &'a [ListSelect],
+    /// RFC 5258 return options.
+    pub ret: &'a [ListReturn],
+    /// Whether RFC 5258 syntax was used.
+    pub extended: bool,
+    /// LSUB rather than LIST.
+    pub lsub: bool,
 }
 
 /// Matches a LIST pattern (`*` anything, `%` anything but the delimiter)

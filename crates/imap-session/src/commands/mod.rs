@@ -4,7 +4,12 @@
 
 mod auth;
 mod fetch;
+mod folders;
 mod mailbox;
 mod misc;
 mod search;
 mod store;
+
+pub(crate) use folders::FolderOp;
+pub(crate) use search::SearchRequest;
+pub(crate) use mailbox::ListRequest;

@@ -1,46 +1,85 @@
-//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) over the selected view: flag,
-//! size, date, sequence and UID keys from metadata; text keys (FROM, TO,
-//! CC, BCC, SUBJECT, HEADER, BODY, TEXT) as case-insensitive substring
-//! matches in the raw message, read only when a text key is present.
-//! Known simplification: the SENT* keys use the internal date, not the
-//! Date header (the MIME layer will fix that).
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) over the selected view, with
+//! ESEARCH result options (`RETURN (MIN MAX COUNT ALL)`, RFC 4731) and
+//! `CHARSET UTF-8` / `US-ASCII` (others: `NO [BADCHARSET]`).
+//!
+//! Flag, size, internal-date, sequence and UID keys use metadata only; the
+//! message is read only when a key needs it. SENTBEFORE/SENTON/SENTSINCE use
+//! the date of the Date header as written (time and zone disregarded, as
+//! §6.4.4 says), falling back to the internal date when there is none. Text
+//! keys match case-insensitively either the raw octets or the decoded text
+//! (encoded words in header fields; transfer encodings and charsets of the
+//! text parts, decoded by mail-parser), so `BODY café` finds a
+//! quoted-printable ISO-8859-1 body.
+
+use std::cell::OnceCell;
 
 use account_auth::Authenticator;
 use imap_protocol::datetime::days_from_civil;
-use imap_protocol::{Data, Date, Response, SearchKey, SeqNumber, SequenceSet};
+use imap_protocol::{
+    Code, Data, Date, ESearchResult, Response, SearchKey, SearchReturn, SeqNumber, SequenceSet, Tag,
+};
+use mail_parser::{HeaderValue, MessageParser, PartType};
 use mail_store::{Flag, MailStore, Mailbox, MessageMeta, StoreErrorKind};
 
-use crate::commands::fetch::{header_end, header_fields};
 use crate::convert::store_error;
+use crate::mime::{MAX_DEPTH, header_end, header_fields, raw_value, unfolded};
 use crate::state::State;
 use crate::{Done, ImapSession, emit};
+
+/// A parsed SEARCH command.
+pub(crate) struct SearchRequest<'a> {
+    /// The command's tag (ESEARCH responses carry it).
+    pub tag: &'a Tag,
+    /// `RETURN (…)` options, `None` for a plain SEARCH.
+    pub ret: Option<&'a [SearchReturn]>,
+    /// `CHARSET`, if given.
+    pub charset: Option<&'a str>,
+    /// The keys, ANDed.
+    pub keys: &'a [SearchKey],
+    /// UID SEARCH.
+    pub by_uid: bool,
+}
 
 /// What a key is evaluated against.
 struct Candidate<'a> {
     seq: u32,
     meta: &'a MessageMeta,
     bytes: Option<&'a [u8]>,
+    /// Decoded text, built on first use by a text key.
+    decoded: OnceCell<Decoded>,
     largest_seq: u32,
     largest_uid: u32,
 }
 
+/// The decoded, lower-cased searchable text of a message.
+struct Decoded {
+    /// Text of every text part (charset and transfer encoding decoded).
+    body: String,
+}
+
+impl Candidate<'_> {
+    fn decoded(&self) -> &Decoded {
+        self.decoded.get_or_init(|| Decoded {
+            body: decoded_body(self.bytes.unwrap_or_default()),
+        })
+    }
+}
+
 impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
-    pub(crate) async fn search(
-        &mut self,
-        charset: Option<&str>,
-        keys: &[SearchKey],
-        by_uid: bool,
-        out: &mut Vec<u8>,
-    ) -> Done {
-        if let Some(charset) = charset
+    pub(crate) async fn search(&mut self, request: SearchRequest<'_>, out: &mut Vec<u8>) -> Done {
+        if let Some(charset) = request.charset
             && !charset.eq_ignore_ascii_case("UTF-8")
             && !charset.eq_ignore_ascii_case("US-ASCII")
         {
-            return Done::no(None, "Unsupported charset");
+            return Done::no(
+                Some(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])),
+                "Unsupported charset",
+            );
         }
         let State::Selected { view, .. } = &mut self.state else {
             return Done::bad("Select a mailbox first");
         };
+        let keys = request.keys;
         let needs_text = keys.iter().any(needs_text);
         let largest_seq = view.exists();
         let largest_uid = view.uids.last().map_or(0, |u| u.0);
@@ -65,16 +104,47 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 seq: i as u32 + 1,
                 meta,
                 bytes: bytes.as_deref(),
+                decoded: OnceCell::new(),
                 largest_seq,
                 largest_uid,
             };
             if keys.iter().all(|k| matches(k, &candidate)) {
-                found.push(if by_uid { uid.0 } else { candidate.seq });
+                found.push(if request.by_uid { uid.0 } else { candidate.seq });
             }
         }
-        emit(&Response::Data(Data::Search(found)), out);
+        let response = match request.ret {
+            None => Data::Search(found),
+            Some(options) => Data::ESearch {
+                tag: request.tag.clone(),
+                uid: request.by_uid,
+                results: esearch_results(options, found),
+            },
+        };
+        emit(&Response::Data(response), out);
         Done::ok("SEARCH completed")
     }
+}
+
+/// The ESEARCH results asked for (RFC 4731 §3.1): MIN and MAX only when
+/// something matched, COUNT always, ALL as a set; each option once.
+fn esearch_results(options: &[SearchReturn], found: Vec<u32>) -> Vec<ESearchResult> {
+    let mut results = Vec::new();
+    let mut seen = Vec::new();
+    for option in options {
+        if seen.contains(option) {
+            continue;
+        }
+        seen.push(*option);
+        match option {
+            SearchReturn::Min => results.extend(found.first().copied().map(ESearchResult::Min)),
+            SearchReturn::Max => results.extend(found.last().copied().map(ESearchResult::Max)),
+            SearchReturn::Count => results.push(ESearchResult::Count(
+                u32::try_from(found.len()).unwrap_or(u32::MAX),
+            )),
+            SearchReturn::All => results.push(ESearchResult::All(found.clone())),
+        }
+    }
+    results
 }
 
 fn needs_text(key: &SearchKey) -> bool {
@@ -87,7 +157,10 @@ fn needs_text(key: &SearchKey) -> bool {
         | K::Header(..)
         | K::Subject(_)
         | K::Text(_)
-        | K::To(_) => true,
+        | K::To(_)
+        | K::SentBefore(_)
+        | K::SentOn(_)
+        | K::SentSince(_) => true,
         K::Not(k) => needs_text(k),
         K::Or(a, b) => needs_text(a) || needs_text(b),
         K::And(keys) => keys.iter().any(needs_text),
@@ -106,7 +179,7 @@ fn in_set(n: u32, set: &SequenceSet, largest: u32) -> bool {
     })
 }
 
-/// ASCII case-insensitive substring search.
+/// ASCII case-insensitive substring search in raw octets.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
         || haystack
@@ -114,13 +187,87 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
+/// Unicode case-insensitive substring search in decoded text.
+fn text_contains(haystack: &str, needle: &[u8]) -> bool {
+    let needle = String::from_utf8_lossy(needle).to_lowercase();
+    haystack.to_lowercase().contains(&needle)
+}
+
+/// Like [`text_contains`] for a haystack that is already lower-cased.
+fn text_contains_lower(haystack: &str, needle: &[u8]) -> bool {
+    haystack.contains(&String::from_utf8_lossy(needle).to_lowercase())
+}
+
+/// A header field value with encoded words decoded (RFC 2047), by mail-parser.
+fn decoded_field(raw: &[u8]) -> String {
+    let mut value = raw.to_vec();
+    if !value.ends_with(b"\n") {
+        value.extend_from_slice(b"\r\n");
+    }
+    match mail_parser::parsers::MessageStream::new(&value).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Whether a field named `field` holds `needle`, raw or decoded. An empty
+/// needle matches every message that has the field (§6.4.4 HEADER).
 fn header_contains(bytes: Option<&[u8]>, field: &[u8], needle: &[u8]) -> bool {
     let Some(bytes) = bytes else { return false };
     let header = &bytes[..header_end(bytes)];
     header_fields(header).iter().any(|(name, raw)| {
-        name.eq_ignore_ascii_case(field)
-            && contains(raw.get(name.len() + 1..).unwrap_or_default(), needle)
+        if !name.eq_ignore_ascii_case(field) {
+            return false;
+        }
+        let value = raw.get(name.len() + 1..).unwrap_or_default();
+        contains(value, needle) || text_contains(&decoded_field(value), needle)
     })
+}
+
+/// Whether any header field holds `needle`, raw or decoded.
+fn any_header_contains(bytes: &[u8], needle: &[u8]) -> bool {
+    let header = &bytes[..header_end(bytes)];
+    contains(header, needle)
+        || header_fields(header).iter().any(|(name, raw)| {
+            let value = raw.get(name.len() + 1..).unwrap_or_default();
+            text_contains(&decoded_field(value), needle)
+        })
+}
+
+/// The decoded text of every text part, nested messages included (to
+/// [`MAX_DEPTH`]), lower-cased for matching.
+fn decoded_body(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    if let Some(message) = MessageParser::default().parse(bytes) {
+        collect_text(&message, 0, &mut text);
+    }
+    text.to_lowercase()
+}
+
+fn collect_text(message: &mail_parser::Message<'_>, depth: usize, out: &mut String) {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            PartType::Message(inner) if depth < MAX_DEPTH => collect_text(inner, depth + 1, out),
+            _ => {}
+        }
+    }
+}
+
+/// The day of the Date header as written (time and zone disregarded).
+fn sent_day(c: &Candidate<'_>) -> i64 {
+    let bytes = c.bytes.unwrap_or_default();
+    raw_value(&bytes[..header_end(bytes)], "Date")
+        .map(unfolded)
+        .and_then(|v| mail_parser::DateTime::parse_rfc822(&String::from_utf8_lossy(&v)))
+        .filter(|d| (1..=12).contains(&d.month) && (1..=31).contains(&d.day))
+        .map_or_else(
+            || day_of(c.meta.internal_date),
+            |d| days_from_civil(i64::from(d.year), d.month, d.day),
+        )
 }
 
 fn day_of(secs: i64) -> i64 {
@@ -154,17 +301,24 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         K::Unkeyword(k) => !has(Flag::Keyword(k.clone())),
         K::Larger(n) => c.meta.size > u64::from(*n),
         K::Smaller(n) => c.meta.size < u64::from(*n),
-        K::Before(d) | K::SentBefore(d) => internal < day(d),
-        K::On(d) | K::SentOn(d) => internal == day(d),
-        K::Since(d) | K::SentSince(d) => internal >= day(d),
+        K::Before(d) => internal < day(d),
+        K::On(d) => internal == day(d),
+        K::Since(d) => internal >= day(d),
+        K::SentBefore(d) => sent_day(c) < day(d),
+        K::SentOn(d) => sent_day(c) == day(d),
+        K::SentSince(d) => sent_day(c) >= day(d),
         K::Bcc(s) => header_contains(c.bytes, b"Bcc", s),
         K::Cc(s) => header_contains(c.bytes, b"Cc", s),
         K::From(s) => header_contains(c.bytes, b"From", s),
         K::To(s) => header_contains(c.bytes, b"To", s),
         K::Subject(s) => header_contains(c.bytes, b"Subject", s),
         K::Header(field, s) => header_contains(c.bytes, field, s),
-        K::Body(s) => c.bytes.is_some_and(|b| contains(&b[header_end(b)..], s)),
-        K::Text(s) => c.bytes.is_some_and(|b| contains(b, s)),
+        K::Body(s) => c.bytes.is_some_and(|b| {
+            contains(&b[header_end(b)..], s) || text_contains_lower(&c.decoded().body, s)
+        }),
+        K::Text(s) => c.bytes.is_some_and(|b| {
+            contains(b, s) || any_header_contains(b, s) || text_contains_lower(&c.decoded().body, s)
+        }),
         K::Uid(set) => in_set(c.meta.uid.0, set, c.largest_uid),
         K::SequenceSet(set) => in_set(c.seq, set, c.largest_seq),
         K::Not(k) => !matches(k, c),

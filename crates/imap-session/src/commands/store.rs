@@ -10,7 +10,7 @@ use account_auth::Authenticator;
 use imap_protocol::{
     Code, Data, FetchItem, Flag, MailboxArg, Response, SequenceSet, Status, StatusKind, StoreOp,
 };
-use mail_store::{AccountStore, FlagOp, MailStore, Mailbox, StoreErrorKind, Uid};
+use mail_store::{FlagOp, MailStore, Mailbox, StoreErrorKind, Uid};
 
 use crate::convert::{flags_in, flags_out, folder_name, store_error};
 use crate::state::State;
@@ -120,7 +120,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         }
     }
 
-    /// COPY, or MOVE when `move_` (copy, then expunge the originals).
+    /// COPY, or MOVE when `move_` (via the store's `copy_to` / `move_to`).
     pub(crate) async fn copy(
         &mut self,
         set: &SequenceSet,
@@ -129,7 +129,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         move_: bool,
         out: &mut Vec<u8>,
     ) -> Done {
-        let State::Selected { view, login } = &mut self.state else {
+        let State::Selected { view, .. } = &mut self.state else {
             return Done::bad("Select a mailbox first");
         };
         if move_ && view.read_only {
@@ -142,41 +142,27 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         let Ok(targets) = view.resolve(set, by_uid) else {
             return Done::bad("Invalid message sequence number");
         };
-        let mut source = Vec::new();
-        let mut destination = Vec::new();
-        let mut uid_validity = 0;
-        for (_, uid) in &targets {
-            let Some(meta) = view.meta(*uid) else {
-                continue;
-            };
-            let (flags, date) = (meta.flags.clone(), meta.internal_date);
-            let bytes = match view.mailbox.read_message(*uid).await {
-                Ok(bytes) => bytes,
-                Err(err) if err.kind == StoreErrorKind::Expunged => continue,
-                Err(err) => {
-                    let (code, text) = store_error(&err);
-                    return Done::no(code, text);
-                }
-            };
-            match login
-                .store
-                .append(&target, &bytes, &flags, Some(date))
-                .await
-            {
-                Ok(outcome) => {
-                    uid_validity = outcome.uid_validity.0;
-                    source.push(uid.0);
-                    destination.push(outcome.uid.0);
-                }
-                Err(err) if err.kind == StoreErrorKind::NotFound => {
-                    return Done::no(Some(Code::TryCreate), "No such mailbox");
-                }
-                Err(err) => {
-                    let (code, text) = store_error(&err);
-                    return Done::no(code, text);
-                }
+        let uids: Vec<Uid> = targets.iter().map(|(_, uid)| *uid).collect();
+        // One store call: all or nothing, flags and internal dates kept
+        // (COPY, RFC 3501 §6.4.7); MOVE is atomic per message (RFC 6851).
+        let result = if move_ {
+            view.mailbox.move_to(&uids, &target).await
+        } else {
+            view.mailbox.copy_to(&uids, &target).await
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) if err.kind == StoreErrorKind::NotFound => {
+                return Done::no(Some(Code::TryCreate), "No such mailbox");
             }
-        }
+            Err(err) => {
+                let (code, text) = store_error(&err);
+                return Done::no(code, text);
+            }
+        };
+        let uid_validity = outcome.uid_validity.0;
+        let (source, destination): (Vec<u32>, Vec<u32>) =
+            outcome.uids.iter().map(|(s, d)| (s.0, d.0)).unzip();
         let copyuid = (!source.is_empty()).then(|| Code::CopyUid {
             uid_validity,
             source: source.clone(),
@@ -196,20 +182,13 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 out,
             );
         }
-        let moved: Vec<Uid> = source.into_iter().map(Uid).collect();
-        match view.mailbox.expunge(&moved).await {
-            Ok(removed) => {
-                for uid in removed {
-                    if let Some(seq) = view.remove(uid) {
-                        emit(&Response::Data(Data::Expunge(seq)), out);
-                    }
-                }
-                Done::ok("MOVE completed")
-            }
-            Err(err) => {
-                let (code, text) = store_error(&err);
-                Done::no(code, text)
+        // The moved messages left the mailbox: tell the client (§7.4.1 allows
+        // EXPUNGE in the response to MOVE).
+        for uid in source {
+            if let Some(seq) = view.remove(Uid(uid)) {
+                emit(&Response::Data(Data::Expunge(seq)), out);
             }
         }
+        Done::ok("MOVE completed")
     }
 }

@@ -287,3 +287,275 @@ fn uid_space_exhaustion_is_refused() {
         .unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::NotPossible);
 }
+
+fn name(s: &str) -> FolderName {
+    FolderName::new(s).unwrap()
+}
+
+fn folder_names(account: &MemoryAccount) -> Vec<String> {
+    run(account.list_folders())
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name.to_string())
+        .collect()
+}
+
+#[test]
+fn delete_refuses_inbox_and_parents_and_keeps_subscription() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    run(account.create_folder(&name("Work.Old"))).unwrap();
+    run(account.subscribe(&name("Work.Old"))).unwrap();
+    let err = run(account.delete_folder(&FolderName::inbox())).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    let err = run(account.delete_folder(&name("Work"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    let err = run(account.delete_folder(&name("Nope"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+    run(account.delete_folder(&name("Work.Old"))).unwrap();
+    run(account.delete_folder(&name("Work"))).unwrap();
+    assert_eq!(folder_names(&account), vec!["INBOX"]);
+    // RFC 3501 §6.3.6: the subscription stays.
+    let subs = run(account.subscriptions()).unwrap();
+    assert_eq!(subs, vec![FolderName::inbox(), name("Work.Old")]);
+    run(account.unsubscribe(&name("Work.Old"))).unwrap();
+    let err = run(account.unsubscribe(&name("Work.Old"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+    let err = run(account.subscribe(&name("Gone"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+}
+
+#[test]
+fn rename_moves_children_and_subscriptions_and_keeps_uids() {
+    let store = MemoryStore::new();
+    store
+        .deliver(ALICE, "Work.Projects", b"p", Flags::new())
+        .unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    run(account.subscribe(&name("Work.Projects"))).unwrap();
+    let before = run(account.status(&name("Work.Projects"))).unwrap();
+    run(account.rename_folder(&name("Work"), &name("Archive.2024"))).unwrap();
+    assert_eq!(
+        folder_names(&account),
+        vec!["INBOX", "Archive", "Archive.2024", "Archive.2024.Projects"]
+    );
+    let after = run(account.status(&name("Archive.2024.Projects"))).unwrap();
+    assert_eq!(before, after, "UIDVALIDITY and UIDs travel with the folder");
+    assert!(
+        run(account.subscriptions())
+            .unwrap()
+            .contains(&name("Archive.2024.Projects"))
+    );
+    let err = run(account.rename_folder(&name("Archive"), &name("Archive.2024.X"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    let err = run(account.rename_folder(&name("Archive.2024"), &name("Archive"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+    let err = run(account.rename_folder(&name("Nope"), &name("Other"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+}
+
+#[test]
+fn renaming_inbox_moves_its_messages_and_leaves_it_empty() {
+    let store = MemoryStore::new();
+    store
+        .deliver(ALICE, "INBOX", b"one", flags(&[Flag::Seen]))
+        .unwrap();
+    store.deliver(ALICE, "INBOX", b"two", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    run(account.rename_folder(&FolderName::inbox(), &name("Old Inbox"))).unwrap();
+    assert_eq!(store.message_count(ALICE, "INBOX"), 0);
+    let old = run(account.open_folder(&name("Old Inbox"), true)).unwrap();
+    assert_eq!(old.messages().len(), 2);
+    assert_eq!(old.messages()[0].flags, flags(&[Flag::Seen]));
+    assert_eq!(run(old.read_message(Uid(2))).unwrap(), b"two");
+    // INBOX still works and never reuses its UIDs.
+    let next = run(account.append(&FolderName::inbox(), b"3", &Flags::new(), None)).unwrap();
+    assert_eq!(next.uid, Uid(3));
+}
+
+#[test]
+fn status_counts_without_claiming_recent() {
+    let store = MemoryStore::new();
+    store
+        .deliver(ALICE, "INBOX", b"aa", flags(&[Flag::Seen]))
+        .unwrap();
+    store.deliver(ALICE, "INBOX", b"bbb", Flags::new()).unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let status = run(account.status(&FolderName::inbox())).unwrap();
+    assert_eq!((status.messages, status.unseen, status.recent), (2, 1, 2));
+    assert_eq!(status.uid_next, Uid(3));
+    assert_eq!(run(account.folder_size(&FolderName::inbox())).unwrap(), 5);
+    // STATUS did not claim \Recent: the first SELECT still gets it.
+    let mailbox = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    assert_eq!(mailbox.status().recent, 2);
+    assert_eq!(run(account.status(&FolderName::inbox())).unwrap().recent, 0);
+    let err = run(account.status(&name("Nope"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+}
+
+#[test]
+fn copy_and_move_report_uid_pairs() {
+    let store = MemoryStore::new();
+    for body in [b"a", b"b", b"c"] {
+        store
+            .deliver(ALICE, "INBOX", body, flags(&[Flag::Flagged]))
+            .unwrap();
+    }
+    let account = run(store.open_account(&alice())).unwrap();
+    run(account.create_folder(&name("Keep"))).unwrap();
+    let mut inbox = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let copied = run(inbox.copy_to(&[Uid(3), Uid(1), Uid(9)], &name("Keep"))).unwrap();
+    assert_eq!(copied.uids, vec![(Uid(1), Uid(1)), (Uid(3), Uid(2))]);
+    let keep_status = run(account.status(&name("Keep"))).unwrap();
+    assert_eq!(copied.uid_validity, keep_status.uid_validity);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 3);
+
+    let moved = run(inbox.move_to(&[Uid(2)], &name("Keep"))).unwrap();
+    assert_eq!(moved.uids, vec![(Uid(2), Uid(3))]);
+    let uids: Vec<Uid> = inbox.messages().iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![Uid(1), Uid(3)]);
+    assert_eq!(run(inbox.sync()).unwrap(), vec![], "own move is not news");
+    let keep = run(account.open_folder(&name("Keep"), true)).unwrap();
+    assert_eq!(run(keep.read_message(Uid(3))).unwrap(), b"b");
+    assert_eq!(keep.messages()[2].flags, flags(&[Flag::Flagged]));
+    assert!(keep.messages().iter().all(|m| m.recent));
+
+    let err = run(inbox.move_to(&[Uid(1)], &FolderName::inbox())).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+    let err = run(inbox.copy_to(&[Uid(1)], &name("Nope"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotFound);
+    let mut examine = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    assert!(run(examine.copy_to(&[Uid(1)], &name("Keep"))).is_ok());
+    let err = run(examine.move_to(&[Uid(1)], &name("Keep"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::NotPossible);
+}
+
+#[test]
+fn read_range_clips_to_the_message() {
+    let store = MemoryStore::new();
+    store
+        .deliver(ALICE, "INBOX", b"0123456789", Flags::new())
+        .unwrap();
+    let account = run(store.open_account(&alice())).unwrap();
+    let inbox = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    assert_eq!(run(inbox.read_range(Uid(1), 2, 3)).unwrap(), b"234");
+    assert_eq!(run(inbox.read_range(Uid(1), 8, 100)).unwrap(), b"89");
+    assert_eq!(run(inbox.read_range(Uid(1), 50, 5)).unwrap(), b"");
+    assert_eq!(
+        run(inbox.read_range(Uid(1), 0, u64::MAX)).unwrap().len(),
+        10
+    );
+}
+
+#[test]
+fn maildrop_lock_is_exclusive_until_dropped() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    let other = run(store.open_account(&alice())).unwrap();
+    let held = run(account.lock_maildrop()).unwrap();
+    let err = run(other.lock_maildrop()).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::InUse);
+    // IMAP is unaffected.
+    assert!(run(other.open_folder(&FolderName::inbox(), false)).is_ok());
+    drop(held);
+    assert!(run(other.lock_maildrop()).is_ok());
+}
+
+#[test]
+fn quota_refuses_append_and_copy_over_the_limit() {
+    let store = MemoryStore::new();
+    let quota = Quota {
+        max_bytes: Some(10),
+        max_messages: Some(3),
+    };
+    let account = run(store.open_account_with_quota(&alice(), quota)).unwrap();
+    assert_eq!(account.quota(), quota);
+    let inbox = FolderName::inbox();
+    run(account.append(&inbox, b"12345", &Flags::new(), None)).unwrap();
+    let err = run(account.append(&inbox, b"123456", &Flags::new(), None)).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::OverQuota);
+    run(account.append(&inbox, b"12", &Flags::new(), None)).unwrap();
+    let usage = run(account.quota_usage()).unwrap();
+    assert_eq!(
+        usage,
+        QuotaUsage {
+            bytes: 7,
+            messages: 2
+        }
+    );
+    let mailbox = run(account.open_folder(&inbox, false)).unwrap();
+    let err = run(mailbox.copy_to(&[Uid(1)], &inbox)).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::OverQuota);
+    assert_eq!(store.message_count(ALICE, "INBOX"), 2, "nothing partial");
+    run(mailbox.copy_to(&[Uid(2)], &inbox)).unwrap();
+    let err = run(account.append(&inbox, b"", &Flags::new(), None)).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::OverQuota, "message count limit");
+}
+
+#[test]
+fn special_use_folders_and_aliases() {
+    let names = SpecialUseNames::english()
+        .with_name(crate::SpecialUse::Sent, "Gesendet")
+        .unwrap()
+        .with_alias("Gesendete Elemente", crate::SpecialUse::Sent)
+        .unwrap();
+    let store = MemoryStore::new().with_special_use(names);
+    let account = run(store.open_account(&alice())).unwrap();
+    let list = run(account.list_folders()).unwrap();
+    let got: Vec<(&str, bool, Option<crate::SpecialUse>)> = list
+        .iter()
+        .map(|f| (f.name.as_str(), f.subscribed, f.special_use))
+        .collect();
+    use crate::SpecialUse::*;
+    assert_eq!(
+        got,
+        vec![
+            ("INBOX", true, None),
+            ("Archive", true, Some(Archive)),
+            ("Drafts", true, Some(Drafts)),
+            ("Gesendet", true, Some(Sent)),
+            ("Junk", true, Some(Junk)),
+            ("Trash", true, Some(Trash)),
+        ]
+    );
+    // Outlook's and the configured names land in the special folders.
+    run(account.append(&name("Sent Items"), b"s", &Flags::new(), None)).unwrap();
+    run(account.append(&name("gesendete elemente"), b"t", &Flags::new(), None)).unwrap();
+    run(account.append(&name("Deleted Items"), b"d", &Flags::new(), None)).unwrap();
+    assert_eq!(store.message_count(ALICE, "Gesendet"), 2);
+    assert_eq!(store.message_count(ALICE, "Trash"), 1);
+    let err = run(account.create_folder(&name("Junk E-mail"))).unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+    let sent = run(account.open_folder(&name("Sent Items"), true)).unwrap();
+    assert_eq!(sent.messages().len(), 2);
+    assert_eq!(folder_names(&account).len(), 6, "no duplicates created");
+}
+
+#[test]
+fn watcher_wakes_on_changes_by_others_and_not_twice() {
+    let store = MemoryStore::new();
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut mailbox = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let mut watcher = mailbox.watch();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(pin!(watcher.changed()).poll(&mut cx).is_pending());
+    store.deliver(ALICE, "INBOX", b"new", Flags::new()).unwrap();
+    assert!(pin!(watcher.changed()).poll(&mut cx).is_ready());
+    assert!(pin!(watcher.changed()).poll(&mut cx).is_pending());
+    assert_eq!(
+        run(mailbox.sync()).unwrap(),
+        vec![MailboxChange::Added(Uid(1))]
+    );
+    // A change between the last sync and watch() is not lost.
+    store
+        .deliver(ALICE, "INBOX", b"newer", Flags::new())
+        .unwrap();
+    let mut late = mailbox.watch();
+    assert!(pin!(late.changed()).poll(&mut cx).is_ready());
+    // Expunges by another session wake it too.
+    run(mailbox.sync()).unwrap();
+    let mut watcher = mailbox.watch();
+    let mut other = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    run(other.expunge(&[Uid(1)])).unwrap();
+    assert!(pin!(watcher.changed()).poll(&mut cx).is_ready());
+}
