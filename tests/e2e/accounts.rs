@@ -13,7 +13,8 @@ fn cfg(server: &TestServer) -> String {
 async fn imap_login(server: &TestServer, login: &str, password: &str) -> String {
     let mut c = Client::connect(server.imaps, &server.ca).await;
     c.line().await;
-    c.send(format!("a1 LOGIN \"{login}\" \"{password}\"\r\n").as_bytes()).await;
+    c.send(format!("a1 LOGIN \"{login}\" \"{password}\"\r\n").as_bytes())
+        .await;
     String::from_utf8_lossy(&c.until_tagged("a1").await).to_string()
 }
 
@@ -21,47 +22,130 @@ async fn imap_login(server: &TestServer, login: &str, password: &str) -> String 
 async fn user_lifecycle_through_the_cli() {
     let server = TestServer::start();
     let c = cfg(&server);
-    let out = run_coffre(&["user", "add", "--config", &c, "Bob@Example.ORG", "--password-stdin"], Some("bobs secret\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_coffre(
+        &[
+            "user",
+            "add",
+            "--config",
+            &c,
+            "Bob@Example.ORG",
+            "--password-stdin",
+        ],
+        Some("bobs secret\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The domain part is case-insensitive: stored lower-cased.
-    let list = String::from_utf8_lossy(&run_coffre(&["user", "list", "--config", &c], None).stdout).to_string();
+    let list = String::from_utf8_lossy(&run_coffre(&["user", "list", "--config", &c], None).stdout)
+        .to_string();
     assert!(list.contains("Bob@example.org\tenabled"), "{list}");
     assert!(list.contains(&format!("{USER}\tenabled")), "{list}");
-    let show = String::from_utf8_lossy(&run_coffre(&["user", "show", "--config", &c, "Bob@example.org"], None).stdout).to_string();
-    assert!(show.contains(&format!("mail location:  {}", server.mail_root().join("example.org/Bob").display())), "{show}");
-    assert!(imap_login(&server, "Bob@EXAMPLE.org", "bobs secret").await.contains("a1 OK"));
+    let show = String::from_utf8_lossy(
+        &run_coffre(&["user", "show", "--config", &c, "Bob@example.org"], None).stdout,
+    )
+    .to_string();
+    assert!(
+        show.contains(&format!(
+            "mail location:  {}",
+            server.mail_root().join("example.org/Bob").display()
+        )),
+        "{show}"
+    );
+    assert!(
+        imap_login(&server, "Bob@EXAMPLE.org", "bobs secret")
+            .await
+            .contains("a1 OK")
+    );
 
     // Disabled: the same answer as a wrong password.
-    assert!(run_coffre(&["user", "disable", "--config", &c, "Bob@example.org"], None).status.success());
+    assert!(
+        run_coffre(
+            &["user", "disable", "--config", &c, "Bob@example.org"],
+            None
+        )
+        .status
+        .success()
+    );
     let r = imap_login(&server, "Bob@example.org", "bobs secret").await;
     assert!(r.starts_with("a1 NO [AUTHENTICATIONFAILED]"), "{r}");
-    assert!(run_coffre(&["user", "enable", "--config", &c, "Bob@example.org"], None).status.success());
+    assert!(
+        run_coffre(&["user", "enable", "--config", &c, "Bob@example.org"], None)
+            .status
+            .success()
+    );
 
     // New password: the old one stops working.
-    let out = run_coffre(&["user", "passwd", "--config", &c, "Bob@example.org", "--password-stdin"], Some("new secret\n"));
+    let out = run_coffre(
+        &[
+            "user",
+            "passwd",
+            "--config",
+            &c,
+            "Bob@example.org",
+            "--password-stdin",
+        ],
+        Some("new secret\n"),
+    );
     assert!(out.status.success());
-    assert!(imap_login(&server, "Bob@example.org", "new secret").await.contains("a1 OK"));
-    assert!(imap_login(&server, "Bob@example.org", "bobs secret").await.starts_with("a1 NO"));
+    assert!(
+        imap_login(&server, "Bob@example.org", "new secret")
+            .await
+            .contains("a1 OK")
+    );
+    assert!(
+        imap_login(&server, "Bob@example.org", "bobs secret")
+            .await
+            .starts_with("a1 NO")
+    );
 
-    assert!(run_coffre(&["user", "delete", "--config", &c, "Bob@example.org"], None).status.success());
-    let list = String::from_utf8_lossy(&run_coffre(&["user", "list", "--config", &c], None).stdout).to_string();
+    assert!(
+        run_coffre(&["user", "delete", "--config", &c, "Bob@example.org"], None)
+            .status
+            .success()
+    );
+    let list = String::from_utf8_lossy(&run_coffre(&["user", "list", "--config", &c], None).stdout)
+        .to_string();
     assert!(!list.contains("Bob@"), "{list}");
     // Errors are one line and non-zero.
-    let out = run_coffre(&["user", "add", "--config", &c, USER, "--password-stdin"], Some("x\n"));
+    let out = run_coffre(
+        &["user", "add", "--config", &c, USER, "--password-stdin"],
+        Some("x\n"),
+    );
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
-    let out = run_coffre(&["user", "add", "--config", &c, "carol@example.org", "--password-stdin"], Some("\n"));
+    let out = run_coffre(
+        &[
+            "user",
+            "add",
+            "--config",
+            &c,
+            "carol@example.org",
+            "--password-stdin",
+        ],
+        Some("\n"),
+    );
     assert!(!out.status.success(), "an empty password must be refused");
 }
 
 #[test]
 fn hash_prints_an_argon2id_phc_string() {
     let out = run_coffre(&["hash", "--password-stdin"], Some("s3cret\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let hash = String::from_utf8(out.stdout).unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
     assert!(!hash.contains("s3cret"));
-    let verification = account_auth::password::verify(&account_auth::Secret::new("s3cret"), hash.trim());
+    let verification =
+        account_auth::password::verify(&account_auth::Secret::new("s3cret"), hash.trim());
     assert!(verification.ok);
     assert!(!account_auth::password::verify(&account_auth::Secret::new("other"), hash.trim()).ok);
 }
@@ -76,15 +160,26 @@ async fn failures_are_delayed_and_the_third_closes_the_session() {
     c.line().await;
     for i in 1..=3 {
         let started = Instant::now();
-        c.send(format!("a{i} LOGIN {USER} guess-{i}\r\n").as_bytes()).await;
+        c.send(format!("a{i} LOGIN {USER} guess-{i}\r\n").as_bytes())
+            .await;
         let r = String::from_utf8_lossy(&c.until_tagged(&format!("a{i}")).await).to_string();
-        assert!(started.elapsed() >= Duration::from_millis(1900), "failure {i} answered early");
-        assert!(r.contains(&format!("a{i} NO [AUTHENTICATIONFAILED]")), "{r}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1900),
+            "failure {i} answered early"
+        );
+        assert!(
+            r.contains(&format!("a{i} NO [AUTHENTICATIONFAILED]")),
+            "{r}"
+        );
     }
     // After the third failure the server says BYE and closes.
     let rest = String::from_utf8_lossy(&c.rest().await).to_string();
     assert!(rest.starts_with("* BYE "), "{rest:?}");
-    assert_eq!(rest.lines().count(), 1, "nothing but BYE after the third failure: {rest:?}");
+    assert_eq!(
+        rest.lines().count(),
+        1,
+        "nothing but BYE after the third failure: {rest:?}"
+    );
 
     let mut p = Client::connect(server.pop3s, &server.ca).await;
     p.line().await;
@@ -95,7 +190,10 @@ async fn failures_are_delayed_and_the_third_closes_the_session() {
         let r = p.line().await;
         assert!(r.starts_with("-ERR [AUTH]"), "{r}");
     }
-    assert!(p.rest().await.is_empty(), "POP3 session must be closed after 3 failures");
+    assert!(
+        p.rest().await.is_empty(),
+        "POP3 session must be closed after 3 failures"
+    );
 }
 
 /// `[auth] user_query`: accounts from an existing PostfixAdmin-style table,
@@ -117,23 +215,35 @@ async fn user_query_serves_a_postfixadmin_table() {
          c.commit()\n",
         db = db.display().to_string()
     );
-    let st = std::process::Command::new("python3").args(["-c", &script]).status().unwrap();
+    let st = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
     assert!(st.success());
     let extra = "[auth]\n\
         user_query = \"SELECT password AS password_hash, active AS enabled, maildir AS mail_location, NULLIF(quota, 0) AS quota_bytes FROM mailbox WHERE username = %{login}\"\n\
         update_password_query = \"UPDATE mailbox SET password = %{password_hash} WHERE username = %{login} AND password = %{old_password_hash}\"\n";
     let config = write_config(dir.path(), &certs, extra);
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("sqlite://{}?mode=rwc", dir.path().join("accounts.db").display()),
+        &format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("accounts.db").display()
+        ),
         &format!("sqlite://{}", db.display()),
     );
     std::fs::write(&config, text).unwrap();
-    deliver(&dir.path().join("mail"), "dave@example.net", "1700000001.M1P1.test", &sample_message());
+    deliver(
+        &dir.path().join("mail"),
+        "dave@example.net",
+        "1700000001.M1P1.test",
+        &sample_message(),
+    );
     let server = TestServer::spawn(dir, config, certs.ca, &["serve", "--config"]);
 
     let mut c = Client::connect(server.imaps, &server.ca).await;
     c.line().await;
-    c.send(b"a1 LOGIN dave@example.net \"pfa secret\"\r\n").await;
+    c.send(b"a1 LOGIN dave@example.net \"pfa secret\"\r\n")
+        .await;
     let r = String::from_utf8_lossy(&c.until_tagged("a1").await).to_string();
     assert!(r.contains("a1 OK"), "{r}\n{}", server.log());
     c.send(b"a2 SELECT INBOX\r\n").await;
@@ -145,7 +255,10 @@ async fn user_query_serves_a_postfixadmin_table() {
         "import sqlite3\nprint(sqlite3.connect({:?}).execute('SELECT password FROM mailbox').fetchone()[0])\n",
         server.dir.path().join("postfix.db").display().to_string()
     );
-    let out = std::process::Command::new("python3").args(["-c", &check]).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", &check])
+        .output()
+        .unwrap();
     let stored = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stored.starts_with("$argon2id$"), "not rehashed: {stored}");
     // And coffre created no table of its own in that database.
@@ -153,6 +266,9 @@ async fn user_query_serves_a_postfixadmin_table() {
         "import sqlite3\nprint([r[0] for r in sqlite3.connect({:?}).execute(\"SELECT name FROM sqlite_master WHERE type='table'\")])\n",
         server.dir.path().join("postfix.db").display().to_string()
     );
-    let out = std::process::Command::new("python3").args(["-c", &tables]).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", &tables])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['mailbox']");
 }

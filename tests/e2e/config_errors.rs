@@ -12,10 +12,19 @@ fn check(config_text: &str, expect: &str) {
         a.push(path.to_str().unwrap());
         let out = run_coffre(&a, None);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "{args:?} accepted a bad config: {stderr}");
+        assert!(
+            !out.status.success(),
+            "{args:?} accepted a bad config: {stderr}"
+        );
         assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
-        assert!(stderr.contains(expect), "{args:?}: expected {expect:?} in {stderr:?}");
-        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{args:?}: expected {expect:?} in {stderr:?}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
     }
 }
 
@@ -25,12 +34,18 @@ fn good_certs(dir: &std::path::Path) -> coffre_server::certs::DevCertPaths {
 
 #[test]
 fn unknown_key() {
-    check("[imaps]\nlisten = []\nlisen = [\"0.0.0.0:993\"]\n", "unknown field `lisen`");
+    check(
+        "[imaps]\nlisten = []\nlisen = [\"0.0.0.0:993\"]\n",
+        "unknown field `lisen`",
+    );
 }
 
 #[test]
 fn bad_address() {
-    check("[imaps]\nlisten = [\"0.0.0.0:99999\"]\n", "[imaps] listen: \"0.0.0.0:99999\" is not an IP address");
+    check(
+        "[imaps]\nlisten = [\"0.0.0.0:99999\"]\n",
+        "[imaps] listen: \"0.0.0.0:99999\" is not an IP address",
+    );
 }
 
 #[test]
@@ -80,8 +95,14 @@ fn unreachable_database() {
 
 #[test]
 fn missing_config_file() {
-    let out = run_coffre(&["check-config", "--config", "/nonexistent/coffre.toml"], None);
+    let out = run_coffre(
+        &["check-config", "--config", "/nonexistent/coffre.toml"],
+        None,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
-    assert_eq!(stderr.trim_end(), "coffre: error: /nonexistent/coffre.toml: cannot read: No such file or directory (os error 2)");
+    assert_eq!(
+        stderr.trim_end(),
+        "coffre: error: /nonexistent/coffre.toml: cannot read: No such file or directory (os error 2)"
+    );
 }

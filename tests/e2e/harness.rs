@@ -46,7 +46,11 @@ pub fn sample_message() -> Vec<u8> {
     b"From: Bob <bob@example.org>\r\nTo: alice@example.org\r\nSubject: Hello\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <hello@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi Alice,\r\n.a line starting with a dot\r\n\r\nCaf\xc3\xa9 cr\xc3\xa8me.\r\n".to_vec()
 }
 
-pub fn write_config(dir: &Path, certs: &coffre_server::certs::DevCertPaths, extra: &str) -> PathBuf {
+pub fn write_config(
+    dir: &Path,
+    certs: &coffre_server::certs::DevCertPaths,
+    extra: &str,
+) -> PathBuf {
     let config = format!(
         "[imaps]\nlisten = [\"127.0.0.1:0\"]\n\
          [pop3s]\nlisten = [\"127.0.0.1:0\"]\n\
@@ -87,7 +91,12 @@ pub fn run_coffre(args: &[&str], stdin: Option<&str>) -> std::process::Output {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -101,16 +110,37 @@ impl TestServer {
         let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
         let config = write_config(dir.path(), &certs, "");
         let out = run_coffre(
-            &["user", "add", "--config", config.to_str().unwrap(), USER, "--password-stdin"],
+            &[
+                "user",
+                "add",
+                "--config",
+                config.to_str().unwrap(),
+                USER,
+                "--password-stdin",
+            ],
             Some(&format!("{PASSWORD}\n")),
         );
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
-        deliver(&dir.path().join("mail"), USER, "1700000000.M1P1.test", &sample_message());
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        deliver(
+            &dir.path().join("mail"),
+            USER,
+            "1700000000.M1P1.test",
+            &sample_message(),
+        );
         Self::spawn(dir, config, certs.ca, &["serve", "--config"])
     }
 
     /// Starts `coffre <args> <config>` and waits for its listening lines.
-    pub fn spawn(dir: tempfile::TempDir, config: PathBuf, ca: PathBuf, args: &[&str]) -> TestServer {
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        ca: PathBuf,
+        args: &[&str],
+    ) -> TestServer {
         let mut cmd = Command::new(coffre_bin());
         cmd.args(args).arg(&config);
         let (child, stdout) = spawn_with_stdout(cmd, dir.path().join("server.log"));
@@ -149,11 +179,18 @@ impl TestServer {
             } else if let Some(a) = addr("coffre: legacy POP3 notice on ") {
                 self.notice_pop3 = a;
             }
-            if self.imaps.port() != 0 && self.pop3s.port() != 0 && self.notice_imap.port() != 0 && self.notice_pop3.port() != 0 {
+            if self.imaps.port() != 0
+                && self.pop3s.port() != 0
+                && self.notice_imap.port() != 0
+                && self.notice_pop3.port() != 0
+            {
                 return;
             }
         }
-        panic!("server did not report its addresses in time; log: {}", self.log());
+        panic!(
+            "server did not report its addresses in time; log: {}",
+            self.log()
+        );
     }
 
     pub fn mail_root(&self) -> PathBuf {
@@ -198,7 +235,12 @@ fn unspecified() -> SocketAddr {
 /// Spawns a command, forwarding its stdout lines to a channel and its stderr to a log file.
 pub fn spawn_with_stdout(mut cmd: Command, log: PathBuf) -> (Child, mpsc::Receiver<String>) {
     let logfile = std::fs::File::create(log).unwrap();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(logfile)).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(logfile))
+        .spawn()
+        .unwrap();
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -250,13 +292,18 @@ impl Client {
     }
 
     pub async fn connect_with(addr: SocketAddr, config: Arc<ClientConfig>) -> Client {
-        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.unwrap().unwrap();
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tokio::time::timeout(WAIT, TlsConnector::from(config).connect(name, tcp))
             .await
             .unwrap()
             .unwrap();
-        Client { stream: TokioBufReader::new(tls) }
+        Client {
+            stream: TokioBufReader::new(tls),
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -268,13 +315,19 @@ impl Client {
     /// One line including CRLF ("" at EOF).
     pub async fn line(&mut self) -> String {
         let mut buf = Vec::new();
-        tokio::time::timeout(WAIT, self.stream.read_until(b'\n', &mut buf)).await.unwrap().unwrap();
+        tokio::time::timeout(WAIT, self.stream.read_until(b'\n', &mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         String::from_utf8(buf).unwrap()
     }
 
     pub async fn exact(&mut self, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
-        tokio::time::timeout(WAIT, self.stream.read_exact(&mut buf)).await.unwrap().unwrap();
+        tokio::time::timeout(WAIT, self.stream.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         buf
     }
 
@@ -283,8 +336,15 @@ impl Client {
         let mut all = Vec::new();
         loop {
             let mut buf = Vec::new();
-            let n = tokio::time::timeout(WAIT, self.stream.read_until(b'\n', &mut buf)).await.unwrap().unwrap();
-            assert!(n > 0, "EOF before tagged {tag}: {}", String::from_utf8_lossy(&all));
+            let n = tokio::time::timeout(WAIT, self.stream.read_until(b'\n', &mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                n > 0,
+                "EOF before tagged {tag}: {}",
+                String::from_utf8_lossy(&all)
+            );
             let done = buf.starts_with(format!("{tag} ").as_bytes());
             all.extend_from_slice(&buf);
             if done {
@@ -296,14 +356,20 @@ impl Client {
     /// Reads until EOF (or error), bounded.
     pub async fn rest(&mut self) -> Vec<u8> {
         let mut buf = Vec::new();
-        let _ = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut buf)).await.unwrap();
+        let _ = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut buf))
+            .await
+            .unwrap();
         buf
     }
 }
 
 /// Whether a command is on PATH.
 pub fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Skips (with a notice) when a tool is missing, except under CI where it must be there.

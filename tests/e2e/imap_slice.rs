@@ -13,7 +13,10 @@ pub fn assert_parses(mut bytes: &[u8]) -> usize {
                 bytes = rest;
                 n += 1;
             }
-            Err(e) => panic!("imap-proto cannot parse {:?}: {e:?}", String::from_utf8_lossy(bytes)),
+            Err(e) => panic!(
+                "imap-proto cannot parse {:?}: {e:?}",
+                String::from_utf8_lossy(bytes)
+            ),
         }
     }
     n
@@ -32,13 +35,24 @@ async fn imap_slice_byte_for_byte() {
     let text = String::from_utf8_lossy(&caps).to_string();
     assert!(text.starts_with("* CAPABILITY IMAP4rev1 "), "{text}");
     assert!(text.contains("AUTH=PLAIN"), "{text}");
-    assert!(!text.contains("STARTTLS") && !text.contains("LOGINDISABLED"), "{text}");
-    assert!(text.ends_with("a1 OK CAPABILITY completed\r\n") || text.contains("\r\na1 OK "), "{text}");
+    assert!(
+        !text.contains("STARTTLS") && !text.contains("LOGINDISABLED"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("a1 OK CAPABILITY completed\r\n") || text.contains("\r\na1 OK "),
+        "{text}"
+    );
     assert_parses(&caps);
 
-    c.send(format!("a2 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes()).await;
+    c.send(format!("a2 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
     let login = c.until_tagged("a2").await;
-    assert!(String::from_utf8_lossy(&login).contains("a2 OK"), "{}", String::from_utf8_lossy(&login));
+    assert!(
+        String::from_utf8_lossy(&login).contains("a2 OK"),
+        "{}",
+        String::from_utf8_lossy(&login)
+    );
     assert_parses(&login);
 
     c.send(b"a3 SELECT INBOX\r\n").await;
@@ -56,14 +70,25 @@ async fn imap_slice_byte_for_byte() {
     let msg = sample_message();
     let literal = format!("BODY[] {{{}}}\r\n", msg.len());
     let text = String::from_utf8_lossy(&fetch).to_string();
-    let start = text.find(&literal).unwrap_or_else(|| panic!("no literal header in {text}")) + literal.len();
-    assert_eq!(&fetch[start..start + msg.len()], &msg[..], "message bytes differ");
+    let start = text
+        .find(&literal)
+        .unwrap_or_else(|| panic!("no literal header in {text}"))
+        + literal.len();
+    assert_eq!(
+        &fetch[start..start + msg.len()],
+        &msg[..],
+        "message bytes differ"
+    );
     assert!(text.contains("UID 1"), "{text}");
     assert!(text.contains("a4 OK"), "{text}");
 
     c.send(b"a5 LOGOUT\r\n").await;
     let bye = c.until_tagged("a5").await;
-    assert!(String::from_utf8_lossy(&bye).starts_with("* BYE"), "{}", String::from_utf8_lossy(&bye));
+    assert!(
+        String::from_utf8_lossy(&bye).starts_with("* BYE"),
+        "{}",
+        String::from_utf8_lossy(&bye)
+    );
     assert_parses(&bye);
     assert!(c.rest().await.is_empty(), "server must close after LOGOUT");
 
@@ -77,12 +102,14 @@ async fn imap_wrong_password_is_no() {
     let server = TestServer::start();
     let mut c = Client::connect(server.imaps, &server.ca).await;
     c.line().await;
-    c.send(format!("a1 LOGIN {USER} Tr0ub4dor-guess\r\n").as_bytes()).await;
+    c.send(format!("a1 LOGIN {USER} Tr0ub4dor-guess\r\n").as_bytes())
+        .await;
     let r = String::from_utf8_lossy(&c.until_tagged("a1").await).to_string();
     assert!(r.starts_with("a1 NO "), "{r}");
     assert!(r.contains("[AUTHENTICATIONFAILED]"), "{r}");
     // Unknown user: the same answer.
-    c.send(b"a2 LOGIN nobody@example.org Tr0ub4dor-guess\r\n").await;
+    c.send(b"a2 LOGIN nobody@example.org Tr0ub4dor-guess\r\n")
+        .await;
     let r2 = String::from_utf8_lossy(&c.until_tagged("a2").await).to_string();
     assert_eq!(r.replacen("a1", "a2", 1), r2);
     assert!(!server.log().contains("Tr0ub4dor-guess"));
@@ -101,7 +128,12 @@ fn curl_reads_the_message_over_imaps() {
         .args([&url, "-u", &format!("{USER}:{PASSWORD}")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "curl failed: {}\nserver log: {}", String::from_utf8_lossy(&out.stderr), server.log());
+    assert!(
+        out.status.success(),
+        "curl failed: {}\nserver log: {}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
     assert_eq!(out.stdout, sample_message());
 }
 
@@ -119,6 +151,11 @@ fn curl_wrong_password_fails_over_imaps() {
         .output()
         .unwrap();
     // curl exits 67 on "login denied".
-    assert_eq!(out.status.code(), Some(67), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(67),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! End-to-end tests: the real `coffre` binary over real TLS on 127.0.0.1,
 //! with a real SQLite file and a real Maildir, spoken to by a tokio-rustls
 //! client (every response also parsed by the independent `imap-proto`

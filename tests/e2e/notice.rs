@@ -18,7 +18,11 @@ fn check_notice(addr: std::net::SocketAddr, expected: &str, attempt: &[u8]) {
     let _ = w.write_all(attempt);
     let mut rest = Vec::new();
     let _ = r.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "notice listener answered: {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "notice listener answered: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 #[test]
@@ -36,6 +40,12 @@ fn imap_notice_says_use_993_and_closes() {
     );
     let log = server.log();
     assert!(log.contains("legacy plaintext connection refused"), "{log}");
-    assert!(log.contains("protocol=\"imap\"") || log.contains("protocol=imap"), "{log}");
-    assert!(!log.contains("secret"), "credentials must never be read or logged");
+    assert!(
+        log.contains("protocol=\"imap\"") || log.contains("protocol=imap"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("secret"),
+        "credentials must never be read or logged"
+    );
 }

@@ -32,7 +32,10 @@ async fn pop3_slice_byte_for_byte() {
         caps.push(l.trim_end().to_string());
     }
     for want in ["USER", "UIDL", "TOP", "SASL PLAIN", "RESP-CODES"] {
-        assert!(caps.iter().any(|c| c == want), "CAPA lacks {want}: {caps:?}");
+        assert!(
+            caps.iter().any(|c| c == want),
+            "CAPA lacks {want}: {caps:?}"
+        );
     }
     c.send(format!("USER {USER}\r\n").as_bytes()).await;
     assert!(c.line().await.starts_with("+OK"));
@@ -80,6 +83,61 @@ fn curl_reads_the_message_over_pop3s() {
         .args([&url, "-u", &format!("{USER}:{PASSWORD}")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "curl failed: {}\nlog: {}", String::from_utf8_lossy(&out.stderr), server.log());
+    assert!(
+        out.status.success(),
+        "curl failed: {}\nlog: {}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
     assert_eq!(out.stdout, sample_message());
+}
+
+/// `[pop3s] uidl_format` reaches the sessions (here Cyrus' `%v.%u`).
+#[tokio::test]
+async fn uidl_format_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
+    let config = write_config(dir.path(), &certs, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[pop3s]\nlisten = [\"127.0.0.1:0\"]\n",
+        "[pop3s]\nlisten = [\"127.0.0.1:0\"]\nuidl_format = \"%v.%u\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = run_coffre(
+        &[
+            "user",
+            "add",
+            "--config",
+            config.to_str().unwrap(),
+            USER,
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    deliver(
+        &dir.path().join("mail"),
+        USER,
+        "1700000000.M1P1.test",
+        &sample_message(),
+    );
+    let server = TestServer::spawn(dir, config, certs.ca, &["serve", "--config"]);
+    let mut c = Client::connect(server.pop3s, &server.ca).await;
+    c.line().await;
+    c.send(format!("USER {USER}\r\nPASS {PASSWORD}\r\nUIDL 1\r\n").as_bytes())
+        .await;
+    assert!(c.line().await.starts_with("+OK"));
+    assert!(c.line().await.starts_with("+OK"));
+    let uidl = c.line().await;
+    let uidvalidity =
+        std::fs::read_to_string(server.mail_root().join("example.org/alice/dovecot-uidlist"))
+            .unwrap();
+    let v: u32 = uidvalidity
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches('V')
+        .parse()
+        .unwrap();
+    assert_eq!(uidl, format!("+OK 1 {v}.1\r\n"));
 }

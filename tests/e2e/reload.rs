@@ -12,21 +12,31 @@ use crate::harness::*;
 async fn handshake_ok(addr: std::net::SocketAddr, ca: &std::path::Path) -> bool {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tokio::time::timeout(WAIT, TlsConnector::from(client_config(ca)).connect(name, tcp))
-        .await
-        .unwrap()
-        .is_ok()
+    tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(client_config(ca)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .is_ok()
 }
 
 fn hup(server: &TestServer) {
-    let st = std::process::Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
 fn wait_for_log(server: &TestServer, needle: &str, count: usize) {
     let deadline = Instant::now() + WAIT;
     while server.log().matches(needle).count() < count {
-        assert!(Instant::now() < deadline, "no {needle:?} in log: {}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in log: {}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -36,7 +46,9 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     let server = TestServer::start();
     let mut session = Client::connect(server.imaps, &server.ca).await;
     session.line().await;
-    session.send(format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes()).await;
+    session
+        .send(format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
     assert!(String::from_utf8_lossy(&session.until_tagged("a1").await).contains("a1 OK"));
 
     // A renewal: a new CA and certificate written over the configured files.
@@ -47,8 +59,14 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     hup(&server);
     wait_for_log(&server, "TLS certificate and key reloaded", 1);
 
-    assert!(handshake_ok(server.imaps, &renewed.ca).await, "new certificate not served");
-    assert!(!handshake_ok(server.imaps, &server.ca).await, "old certificate still served");
+    assert!(
+        handshake_ok(server.imaps, &renewed.ca).await,
+        "new certificate not served"
+    );
+    assert!(
+        !handshake_ok(server.imaps, &server.ca).await,
+        "old certificate still served"
+    );
     assert!(handshake_ok(server.pop3s, &renewed.ca).await);
 
     // The session opened before the reload is untouched.
@@ -56,8 +74,15 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     assert!(String::from_utf8_lossy(&session.until_tagged("a2").await).contains("a2 OK"));
 
     // A broken renewal is refused and the working certificate kept.
-    std::fs::write(&live.cert, "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &live.cert,
+        "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     hup(&server);
     wait_for_log(&server, "reload failed", 1);
-    assert!(handshake_ok(server.imaps, &renewed.ca).await, "bad reload replaced the certificate");
+    assert!(
+        handshake_ok(server.imaps, &renewed.ca).await,
+        "bad reload replaced the certificate"
+    );
 }

@@ -8,7 +8,8 @@ async fn sigterm_sends_bye_and_exits_zero() {
     let mut server = TestServer::start();
     let mut imap = Client::connect(server.imaps, &server.ca).await;
     imap.line().await;
-    imap.send(format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes()).await;
+    imap.send(format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
     imap.until_tagged("a1").await;
     let mut pop = Client::connect(server.pop3s, &server.ca).await;
     pop.line().await;
@@ -21,13 +22,20 @@ async fn sigterm_sends_bye_and_exits_zero() {
     .await
     .unwrap();
     let (status, server) = status;
-    assert!(status.success(), "exit status {status:?}; log: {}", server.log());
+    assert!(
+        status.success(),
+        "exit status {status:?}; log: {}",
+        server.log()
+    );
 
     let bye = imap.line().await;
     assert!(bye.starts_with("* BYE"), "{bye}");
     assert!(imap.rest().await.is_empty());
     let pop_bye = pop.line().await;
-    assert!(pop_bye.starts_with("-ERR") || pop_bye.is_empty(), "{pop_bye}");
+    assert!(
+        pop_bye.starts_with("-ERR") || pop_bye.is_empty(),
+        "{pop_bye}"
+    );
     // Nothing listens any more.
     assert!(std::net::TcpStream::connect(imaps).is_err());
 }

@@ -38,6 +38,9 @@ pub(crate) fn post_login(config: &ImapConfig) -> Vec<Capability> {
         Capability::ListExtended,
         Capability::ListStatus,
         Capability::SpecialUse,
+        Capability::Quota,
+        Capability::QuotaResStorage,
+        Capability::QuotaResMessage,
         Capability::AppendLimit(config.max_literal),
     ]
 }

@@ -499,6 +499,8 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             } => self.store(&set, op, silent, &flags, uid, out).await,
             C::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false, out).await,
             C::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true, out).await,
+            C::GetQuota(root) => self.get_quota(&root, out).await,
+            C::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
             C::Idle => return self.idle(tag, out).await,
         })
     }

@@ -18,7 +18,7 @@ const MSG1: &[u8] =
 const MSG2: &[u8] = b"From: carol@example.org\r\nSubject: Second\r\n\r\nBody two\r\nwith \"quotes\" and {braces}\r\n";
 
 const PRE_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
-const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE APPENDLIMIT=52428800";
+const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=52428800";
 
 fn setup() -> (MemoryStore, Arc<StaticAuthenticator>, Session) {
     setup_with(ImapConfig::default())
@@ -1087,5 +1087,57 @@ i OK LIST completed\r\n"
     assert_eq!(
         send(&mut s, "k LSUB \"\" Gone\r\n").await,
         "* LSUB (\\Noselect) \".\" Gone\r\nk OK LSUB completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn quota_roots_and_over_quota() {
+    let store = MemoryStore::new();
+    let auth = Arc::new(StaticAuthenticator::new().with_account(
+        "secret",
+        account_auth::Account {
+            login: USER.to_string(),
+            mail_location: None,
+            quota_bytes: Some(2048),
+            quota_messages: Some(2),
+        },
+    ));
+    let mut s = new_session(&store, &auth, ImapConfig::default());
+    assert!(send(&mut s, "L LOGIN alice@example.org secret\r\n").await.starts_with("L OK"));
+    deliver(&store, MSG1, &[]);
+    assert_eq!(
+        send(&mut s, "a GETQUOTAROOT INBOX\r\n").await,
+        "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 1 2 MESSAGE 1 2)\r\na OK GETQUOTAROOT completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "b GETQUOTA \"\"\r\n").await,
+        "* QUOTA \"\" (STORAGE 1 2 MESSAGE 1 2)\r\nb OK GETQUOTA completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "c GETQUOTA other\r\n").await,
+        "c NO [NONEXISTENT] No such quota root\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "d GETQUOTAROOT Nope\r\n").await,
+        "d NO [NONEXISTENT] No such mailbox or message\r\n"
+    );
+    let out = send(&mut s, "e APPEND INBOX {3000+}\r\n").await;
+    assert_eq!(out, "");
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(2982));
+    assert_eq!(big.len(), 3000);
+    let out = send(&mut s, &format!("{big}\r\n")).await;
+    assert!(out.starts_with("e NO [OVERQUOTA]"), "{out}");
+}
+
+#[tokio::test]
+async fn no_quota_root_without_limits() {
+    let (_, _, mut s) = logged_in().await;
+    assert_eq!(
+        send(&mut s, "a GETQUOTAROOT INBOX\r\n").await,
+        "* QUOTAROOT INBOX\r\na OK GETQUOTAROOT completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "b GETQUOTA \"\"\r\n").await,
+        "b NO [NONEXISTENT] No such quota root\r\n"
     );
 }

@@ -24,7 +24,11 @@ pub struct DevCertPaths {
 impl DevCertPaths {
     /// The standard file names inside `dir`.
     pub fn in_dir(dir: &Path) -> Self {
-        Self { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server-key.pem") }
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server-key.pem"),
+        }
     }
 
     /// Whether all three files exist.
@@ -43,14 +47,20 @@ pub fn generate(dir: &Path) -> anyhow::Result<DevCertPaths> {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "Coffre development CA (not for production)");
+    dn.push(
+        DnType::CommonName,
+        "Coffre development CA (not for production)",
+    );
     ca_params.distinguished_name = dn;
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let key = KeyPair::generate()?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "localhost");
     params.distinguished_name = dn;

@@ -52,13 +52,23 @@ pub struct ConfigArg {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The configuration file (not needed with --dev).
-    #[arg(long, short = 'c', value_name = "PATH", required_unless_present = "dev")]
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "PATH",
+        required_unless_present = "dev"
+    )]
     pub config: Option<PathBuf>,
     /// Development quick start: creates and reuses everything under --data-dir.
     #[arg(long)]
     pub dev: bool,
     /// Data directory for --dev.
-    #[arg(long, value_name = "DIR", default_value = "coffre-data", requires = "dev")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "coffre-data",
+        requires = "dev"
+    )]
     pub data_dir: PathBuf,
     /// Listen for IMAPS here instead of the configured addresses (repeatable).
     #[arg(long, value_name = "ADDR")]
@@ -131,7 +141,10 @@ pub enum DbCommand {
 pub fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Secret> {
     let password = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let p = rpassword::prompt_password("Password: ").context("reading the password")?;
@@ -158,7 +171,10 @@ pub async fn open_accounts(config: &std::path::Path) -> anyhow::Result<SqlAccoun
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
     if cfg.database.migrate_on_start {
-        accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
+        accounts
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
     }
     Ok(accounts)
 }
@@ -179,20 +195,33 @@ pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
             println!("password changed for {}", a.login);
         }
         UserCommand::Enable(a) => {
-            open_accounts(&a.config.config).await?.set_enabled(&a.login, true).await?;
+            open_accounts(&a.config.config)
+                .await?
+                .set_enabled(&a.login, true)
+                .await?;
             println!("enabled {}", a.login);
         }
         UserCommand::Disable(a) => {
-            open_accounts(&a.config.config).await?.set_enabled(&a.login, false).await?;
+            open_accounts(&a.config.config)
+                .await?
+                .set_enabled(&a.login, false)
+                .await?;
             println!("disabled {}", a.login);
         }
         UserCommand::Delete(a) => {
-            open_accounts(&a.config.config).await?.delete_user(&a.login).await?;
+            open_accounts(&a.config.config)
+                .await?
+                .delete_user(&a.login)
+                .await?;
             println!("deleted {} (its Maildir was left on disk)", a.login);
         }
         UserCommand::List(c) => {
             for u in open_accounts(&c.config).await?.list_users().await? {
-                println!("{}\t{}", u.login, if u.enabled { "enabled" } else { "disabled" });
+                println!(
+                    "{}\t{}",
+                    u.login,
+                    if u.enabled { "enabled" } else { "disabled" }
+                );
             }
         }
         UserCommand::Show(a) => {
@@ -216,8 +245,14 @@ pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
             println!("login:          {}", u.login);
             println!("enabled:        {}", u.enabled);
             println!("mail location:  {location}");
-            println!("quota bytes:    {}", u.quota_bytes.map_or("none".into(), |q| q.to_string()));
-            println!("quota messages: {}", u.quota_messages.map_or("none".into(), |q| q.to_string()));
+            println!(
+                "quota bytes:    {}",
+                u.quota_bytes.map_or("none".into(), |q| q.to_string())
+            );
+            println!(
+                "quota messages: {}",
+                u.quota_messages.map_or("none".into(), |q| q.to_string())
+            );
         }
     }
     Ok(())

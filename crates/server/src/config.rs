@@ -63,7 +63,10 @@ pub struct ImapsConfig {
 
 impl Default for ImapsConfig {
     fn default() -> Self {
-        Self { listen: default_imaps_listen(), append_limit: default_append_limit() }
+        Self {
+            listen: default_imaps_listen(),
+            append_limit: default_append_limit(),
+        }
     }
 }
 
@@ -74,12 +77,24 @@ pub struct Pop3sConfig {
     /// Addresses to listen on; empty disables POP3S.
     #[serde(default = "default_pop3s_listen")]
     pub listen: Vec<String>,
+    /// How UIDLs are made for messages without a stored one (Dovecot's
+    /// template syntax: `%u` UID, `%v` UIDVALIDITY, `%08Xu` zero-padded hex).
+    /// The default is Dovecot's own, so clients moving from Dovecot keep theirs.
+    #[serde(default = "default_uidl_format")]
+    pub uidl_format: String,
 }
 
 impl Default for Pop3sConfig {
     fn default() -> Self {
-        Self { listen: default_pop3s_listen() }
+        Self {
+            listen: default_pop3s_listen(),
+            uidl_format: default_uidl_format(),
+        }
     }
+}
+
+fn default_uidl_format() -> String {
+    "%08Xu%08Xv".into()
 }
 
 /// `[tls]`
@@ -97,7 +112,11 @@ pub struct TlsConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        Self { cert: None, key: None, handshake_timeout_secs: default_handshake_timeout() }
+        Self {
+            cert: None,
+            key: None,
+            handshake_timeout_secs: default_handshake_timeout(),
+        }
     }
 }
 
@@ -150,7 +169,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { mail_root: default_mail_root(), location_template: default_location_template() }
+        Self {
+            mail_root: default_mail_root(),
+            location_template: default_location_template(),
+        }
     }
 }
 
@@ -332,7 +354,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: default_log_level() }
+        Self {
+            level: default_log_level(),
+        }
     }
 }
 
@@ -425,21 +449,23 @@ impl Config {
                 "[imaps] listen and [pop3s] listen are both empty: nothing to serve".into(),
             ));
         }
-        let cert = self
-            .tls
-            .cert
-            .clone()
-            .ok_or_else(|| ConfigError("[tls] cert: missing (path to a PEM certificate chain)".into()))?;
-        let key = self
-            .tls
-            .key
-            .clone()
-            .ok_or_else(|| ConfigError("[tls] key: missing (path to a PEM private key)".into()))?;
+        let cert = self.tls.cert.clone().ok_or_else(|| {
+            ConfigError("[tls] cert: missing (path to a PEM certificate chain)".into())
+        })?;
+        let key =
+            self.tls.key.clone().ok_or_else(|| {
+                ConfigError("[tls] key: missing (path to a PEM private key)".into())
+            })?;
         if self.tls.handshake_timeout_secs == 0 {
-            return Err(ConfigError("[tls] handshake_timeout_secs: must be at least 1".into()));
+            return Err(ConfigError(
+                "[tls] handshake_timeout_secs: must be at least 1".into(),
+            ));
         }
         if let Err(e) = self.auth.argon2().validate() {
             return Err(ConfigError(format!("[auth] argon2_*: {e}")));
+        }
+        if let Err(e) = pop3_session::UidlFormat::parse(&self.pop3s.uidl_format) {
+            return Err(ConfigError(format!("[pop3s] uidl_format: {e}")));
         }
         if self.auth.update_password_query.is_some() && self.auth.user_query.is_none() {
             return Err(ConfigError(
@@ -447,13 +473,19 @@ impl Config {
             ));
         }
         if self.auth.max_failures_per_session == 0 {
-            return Err(ConfigError("[auth] max_failures_per_session: must be at least 1".into()));
+            return Err(ConfigError(
+                "[auth] max_failures_per_session: must be at least 1".into(),
+            ));
         }
         if self.limits.max_connections == 0 {
-            return Err(ConfigError("[limits] max_connections: must be at least 1".into()));
+            return Err(ConfigError(
+                "[limits] max_connections: must be at least 1".into(),
+            ));
         }
         if self.imaps.append_limit == 0 || self.imaps.append_limit > u64::from(u32::MAX) {
-            return Err(ConfigError("[imaps] append_limit: must be between 1 and 4294967295".into()));
+            return Err(ConfigError(
+                "[imaps] append_limit: must be between 1 and 4294967295".into(),
+            ));
         }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
@@ -472,7 +504,15 @@ impl Config {
                 self.storage.mail_root.display()
             )));
         }
-        Ok(Validated { config: self, imaps, pop3s, notice_imap, notice_pop3, cert, key })
+        Ok(Validated {
+            config: self,
+            imaps,
+            pop3s,
+            notice_imap,
+            notice_pop3,
+            cert,
+            key,
+        })
     }
 }
 
@@ -501,7 +541,10 @@ mod tests {
         let c = Config::parse(valid()).unwrap().validate().unwrap();
         assert_eq!(c.imaps, vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
         assert!(c.pop3s.is_empty());
-        assert_eq!(c.config.database.url, "sqlite:///var/lib/coffre/accounts.db");
+        assert_eq!(
+            c.config.database.url,
+            "sqlite:///var/lib/coffre/accounts.db"
+        );
         assert_eq!(c.config.storage.location_template, "%d/%n");
         assert_eq!(c.config.imaps.append_limit, 50 * 1024 * 1024);
         assert!(c.notice_imap.is_empty());
@@ -516,7 +559,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_key_and_line() {
-        let err = Config::parse("[tls]\ncert = \"/c\"\ncertificate = \"/x\"\n").unwrap_err().0;
+        let err = Config::parse("[tls]\ncert = \"/c\"\ncertificate = \"/x\"\n")
+            .unwrap_err()
+            .0;
         assert!(err.starts_with("line 3:"), "{err}");
         assert!(err.contains("unknown field `certificate`"), "{err}");
         assert!(!err.contains('\n'));
@@ -537,6 +582,16 @@ mod tests {
         let text = valid().replace("cert = \"/c.pem\"\n", "");
         let err = Config::parse(&text).unwrap().validate().unwrap_err().0;
         assert!(err.starts_with("[tls] cert: missing"), "{err}");
+    }
+
+    #[test]
+    fn bad_uidl_format_is_named() {
+        let text = valid().replace(
+            "[pop3s]\nlisten = []\n",
+            "[pop3s]\nlisten = []\nuidl_format = \"%v\"\n",
+        );
+        let err = Config::parse(&text).unwrap().validate().unwrap_err().0;
+        assert!(err.starts_with("[pop3s] uidl_format:"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use account_auth::Secret;
 use account_auth::sql::SqlAccounts;
 use anyhow::Context;
-use mail_store::{AccountLocation, AccountStore, FolderName, Flags, MailStore};
+use mail_store::{AccountLocation, AccountStore, Flags, FolderName, MailStore};
 use maildir_store::MaildirStore;
 use rand::Rng;
 
@@ -57,7 +57,10 @@ pub async fn prepare(data_dir: &Path) -> anyhow::Result<DevSetup> {
         c.pop3s.listen = vec![DEV_POP3S.into()];
         c.tls.cert = Some(cert_paths.cert.clone());
         c.tls.key = Some(cert_paths.key.clone());
-        c.database.url = format!("sqlite://{}?mode=rwc", data_dir.join("accounts.db").display());
+        c.database.url = format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("accounts.db").display()
+        );
         c.storage.mail_root = data_dir.join("mail");
         let text = format!(
             "# Written by `coffre serve --dev`; edit freely, it is reused on the next run.\n{}",
@@ -71,13 +74,19 @@ pub async fn prepare(data_dir: &Path) -> anyhow::Result<DevSetup> {
         certs::generate(&data_dir.join("certs")).context("generating the dev certificates")?;
     }
     std::fs::create_dir_all(&config.storage.mail_root).with_context(|| {
-        format!("[storage] mail_root: cannot create {}", config.storage.mail_root.display())
+        format!(
+            "[storage] mail_root: cannot create {}",
+            config.storage.mail_root.display()
+        )
     })?;
 
     let accounts = SqlAccounts::connect_with(&config.database.url, config.sql_options())
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
-    accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
+    accounts
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
     let password_file = data_dir.join("demo-password");
     let mut new_demo_password = None;
     let exists = accounts
@@ -98,23 +107,38 @@ pub async fn prepare(data_dir: &Path) -> anyhow::Result<DevSetup> {
             config.storage.location_template.clone(),
         );
         let account = store
-            .open_account(&AccountLocation { login: DEMO_LOGIN.into(), location: None })
+            .open_account(&AccountLocation {
+                login: DEMO_LOGIN.into(),
+                location: None,
+            })
             .await
             .map_err(|e| anyhow::anyhow!("opening the demo Maildir: {e}"))?;
         account
-            .append(&FolderName::inbox(), &welcome_message(), &Flags::new(), None)
+            .append(
+                &FolderName::inbox(),
+                &welcome_message(),
+                &Flags::new(),
+                None,
+            )
             .await
             .map_err(|e| anyhow::anyhow!("delivering the welcome message: {e}"))?;
         new_demo_password = Some(password);
     }
-    Ok(DevSetup { data_dir, config_path, ca: cert_paths.ca, new_demo_password })
+    Ok(DevSetup {
+        data_dir,
+        config_path,
+        ca: cert_paths.ca,
+        new_demo_password,
+    })
 }
 
 /// 20 characters from an alphabet without look-alikes (no 0/O, 1/l/I).
 fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The welcome message: a complete RFC 5322 message with CRLF line ends.
@@ -142,13 +166,20 @@ pub fn welcome_message() -> Vec<u8> {
 }
 
 /// What to print after the dev server is up.
-pub fn banner(setup: &DevSetup, imaps: &[std::net::SocketAddr], pop3s: &[std::net::SocketAddr]) -> String {
+pub fn banner(
+    setup: &DevSetup,
+    imaps: &[std::net::SocketAddr],
+    pop3s: &[std::net::SocketAddr],
+) -> String {
     let imap = imaps.first().map(|a| a.to_string()).unwrap_or_default();
     let pop = pop3s.first().map(|a| a.to_string()).unwrap_or_default();
     let imap_port = imaps.first().map(|a| a.port()).unwrap_or(0);
     let pop_port = pop3s.first().map(|a| a.port()).unwrap_or(0);
     let password = match &setup.new_demo_password {
-        Some(p) => format!("{p}   (shown once; also in {})", setup.data_dir.join("demo-password").display()),
+        Some(p) => format!(
+            "{p}   (shown once; also in {})",
+            setup.data_dir.join("demo-password").display()
+        ),
         None => format!("see {}", setup.data_dir.join("demo-password").display()),
     };
     format!(

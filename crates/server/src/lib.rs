@@ -67,8 +67,14 @@ impl RunningServer {
     pub async fn wait(self) {
         self.shutdown.cancelled().await;
         self.tracker.close();
-        if tokio::time::timeout(self.grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(grace_secs = self.grace.as_secs(), "sessions still open after the grace period; exiting anyway");
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = self.grace.as_secs(),
+                "sessions still open after the grace period; exiting anyway"
+            );
         }
         info!("server stopped");
     }
@@ -94,7 +100,10 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         .await
         .map_err(|e| anyhow::anyhow!("[database] url: {e}"))?;
     if cfg.config.database.migrate_on_start {
-        accounts.migrate().await.map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
+        accounts
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("[database]: {e}"))?;
     }
     // Every login goes through the throttle: fixed failure delay, per-address
     // and per-account penalties (account-auth's throttle module).
@@ -140,7 +149,9 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     });
 
     let local = |ls: &[TcpListener]| -> anyhow::Result<Vec<SocketAddr>> {
-        ls.iter().map(|l| l.local_addr().map_err(anyhow::Error::from)).collect()
+        ls.iter()
+            .map(|l| l.local_addr().map_err(anyhow::Error::from))
+            .collect()
     };
     let running = RunningServer {
         imaps: local(&imaps)?,
@@ -161,10 +172,22 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         tracker.spawn(serve_tls(l, pop3_shared.clone()));
     }
     for l in notice_imap {
-        tracker.spawn(serve_notice(l, Protocol::Imaps, shutdown.clone(), tracker.clone(), counters.clone()));
+        tracker.spawn(serve_notice(
+            l,
+            Protocol::Imaps,
+            shutdown.clone(),
+            tracker.clone(),
+            counters.clone(),
+        ));
     }
     for l in notice_pop3 {
-        tracker.spawn(serve_notice(l, Protocol::Pop3s, shutdown.clone(), tracker.clone(), counters.clone()));
+        tracker.spawn(serve_notice(
+            l,
+            Protocol::Pop3s,
+            shutdown.clone(),
+            tracker.clone(),
+            counters.clone(),
+        ));
     }
     Ok(running)
 }

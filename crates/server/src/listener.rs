@@ -139,12 +139,18 @@ async fn handle_tls_connection<F: SessionFactory>(
     let mut stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            shared.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
             info!(error = %e, "TLS handshake failed; closed");
             return;
         }
         Err(_) => {
-            shared.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
             info!("TLS handshake timed out; closed");
             return;
         }
@@ -158,8 +164,13 @@ async fn handle_tls_connection<F: SessionFactory>(
         .unwrap_or_default();
     info!(tls = %tls, kx = %kx, "TLS established");
     let mut session = shared.factory.make(peer, session_id, tls);
-    let reason: CloseReason =
-        drive(&mut session, &mut stream, &shared.shutdown, shared.output_stall).await;
+    let reason: CloseReason = drive(
+        &mut session,
+        &mut stream,
+        &shared.shutdown,
+        shared.output_stall,
+    )
+    .await;
     info!(reason = ?reason, secs = started.elapsed().as_secs_f32(), "connection closed");
 }
 

@@ -14,7 +14,10 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tls::install_default_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("coffre: cannot start the runtime: {e}");
@@ -150,7 +153,9 @@ async fn reload_on_hangup(tls: std::sync::Arc<tls::TlsState>) {
     while hup.recv().await.is_some() {
         match tls.reload() {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the previous certificate"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: reload failed; keeping the previous certificate")
+            }
         }
     }
 }

@@ -32,7 +32,11 @@ impl ImapFactory {
             max_auth_failures: cfg.auth.max_failures_per_session,
             ..imap_session::ImapConfig::default()
         };
-        Self { store, auth, config: Arc::new(config) }
+        Self {
+            store,
+            auth,
+            config: Arc::new(config),
+        }
     }
 }
 
@@ -43,7 +47,11 @@ impl SessionFactory for ImapFactory {
     type Session = ImapConn;
 
     fn make(&self, peer: SocketAddr, session_id: u64, tls: String) -> ImapConn {
-        let conn = imap_session::ConnectionInfo { peer, session_id, tls };
+        let conn = imap_session::ConnectionInfo {
+            peer,
+            session_id,
+            tls,
+        };
         ImapConn(imap_session::ImapSession::new(
             self.store.clone(),
             self.auth.clone(),
@@ -64,13 +72,11 @@ impl ProtocolSession for ImapConn {
     fn enqueue_input(&mut self, bytes: &[u8]) {
         self.0.enqueue_input(bytes)
     }
-    fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send {
-        async move {
-            match self.0.process(out).await {
-                imap_session::Next::NeedInput => Next::NeedInput,
-                imap_session::Next::Continue => Next::Continue,
-                imap_session::Next::Close => Next::Close,
-            }
+    async fn process(&mut self, out: &mut Vec<u8>) -> Next {
+        match self.0.process(out).await {
+            imap_session::Next::NeedInput => Next::NeedInput,
+            imap_session::Next::Continue => Next::Continue,
+            imap_session::Next::Close => Next::Close,
         }
     }
     fn idle_timeout(&self) -> Duration {
@@ -100,11 +106,19 @@ pub struct Pop3Factory {
 impl Pop3Factory {
     /// From the `[pop3s]` section.
     pub fn new(store: Arc<MaildirStore>, auth: Arc<Accounts>, cfg: &Config) -> Self {
+        // Validated with the rest of the configuration; the default is the fallback.
+        let uidl_format =
+            pop3_session::UidlFormat::parse(&cfg.pop3s.uidl_format).unwrap_or_default();
         let config = pop3_session::Pop3Config {
             max_auth_failures: cfg.auth.max_failures_per_session,
+            uidl_format,
             ..pop3_session::Pop3Config::default()
         };
-        Self { store, auth, config: Arc::new(config) }
+        Self {
+            store,
+            auth,
+            config: Arc::new(config),
+        }
     }
 }
 
@@ -115,7 +129,11 @@ impl SessionFactory for Pop3Factory {
     type Session = Pop3Conn;
 
     fn make(&self, peer: SocketAddr, session_id: u64, tls: String) -> Pop3Conn {
-        let conn = pop3_session::ConnectionInfo { peer, session_id, tls };
+        let conn = pop3_session::ConnectionInfo {
+            peer,
+            session_id,
+            tls,
+        };
         Pop3Conn(pop3_session::Pop3Session::new(
             self.store.clone(),
             self.auth.clone(),
@@ -136,13 +154,11 @@ impl ProtocolSession for Pop3Conn {
     fn enqueue_input(&mut self, bytes: &[u8]) {
         self.0.enqueue_input(bytes)
     }
-    fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send {
-        async move {
-            match self.0.process(out).await {
-                pop3_session::Next::NeedInput => Next::NeedInput,
-                pop3_session::Next::Continue => Next::Continue,
-                pop3_session::Next::Close => Next::Close,
-            }
+    async fn process(&mut self, out: &mut Vec<u8>) -> Next {
+        match self.0.process(out).await {
+            pop3_session::Next::NeedInput => Next::NeedInput,
+            pop3_session::Next::Continue => Next::Continue,
+            pop3_session::Next::Close => Next::Close,
         }
     }
     fn idle_timeout(&self) -> Duration {

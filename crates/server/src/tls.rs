@@ -48,7 +48,12 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> 
         .map_err(|e| ConfigError(format!("[tls] cert: cannot read {}: {e}", path.display())))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConfigError(format!("[tls] cert: {}: not valid PEM: {e}", path.display())))?;
+        .map_err(|e| {
+            ConfigError(format!(
+                "[tls] cert: {}: not valid PEM: {e}",
+                path.display()
+            ))
+        })?;
     if certs.is_empty() {
         return Err(ConfigError(format!(
             "[tls] cert: {}: no CERTIFICATE block found",
@@ -62,7 +67,10 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("[tls] key: cannot read {}: {e}", path.display())))?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        ConfigError(format!("[tls] key: {}: no usable private key ({e})", path.display()))
+        ConfigError(format!(
+            "[tls] key: {}: no usable private key ({e})",
+            path.display()
+        ))
     })
 }
 

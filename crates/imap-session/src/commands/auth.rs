@@ -8,7 +8,7 @@
 use account_auth::{AuthError, Authenticator, LoginAttempt, Mechanism, Secret};
 use base64::Engine;
 use imap_protocol::{Code, Continuation, Expect, Response, Status, StatusKind, Tag};
-use mail_store::{AccountLocation, MailStore};
+use mail_store::{AccountLocation, MailStore, Quota};
 
 use crate::state::{Login, PendingAuth, State, Transition};
 use crate::{Done, ImapSession, capabilities, emit};
@@ -178,7 +178,13 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     login: account.login.clone(),
                     location: account.mail_location.clone(),
                 };
-                match self.store.open_account(&location).await {
+                // The account's limits: APPEND/COPY beyond them fail with
+                // [OVERQUOTA]; GETQUOTAROOT reports them (RFC 9208).
+                let quota = Quota {
+                    max_bytes: account.quota_bytes,
+                    max_messages: account.quota_messages,
+                };
+                match self.store.open_account_with_quota(&location, quota).await {
                     Ok(store) => {
                         tracing::info!(
                             peer = %self.conn.peer, user = %account.login, session = self.conn.session_id,

@@ -7,6 +7,7 @@ mod fetch;
 mod folders;
 mod mailbox;
 mod misc;
+mod quota;
 mod search;
 mod store;
 
