@@ -106,9 +106,18 @@ pub fn run_coffre(args: &[&str], stdin: Option<&str>) -> std::process::Output {
 impl TestServer {
     /// A server with one account (USER/PASSWORD) holding `sample_message()`.
     pub fn start() -> TestServer {
+        Self::start_with_limits("")
+    }
+
+    /// Like [`TestServer::start`], with extra lines in the `[limits]` section.
+    pub fn start_with_limits(limits: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
         let config = write_config(dir.path(), &certs, "");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[limits]\n", &format!("[limits]\n{limits}"));
+        std::fs::write(&config, text).unwrap();
         let out = run_coffre(
             &[
                 "user",

@@ -9,6 +9,7 @@ mod harness;
 mod accounts;
 mod config_errors;
 mod dev_mode;
+mod governance;
 mod imap_clients;
 mod imap_slice;
 mod notice;

@@ -331,6 +331,14 @@ pub struct LimitsConfig {
     /// Seconds the server waits for sessions to finish on shutdown.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Connections not yet logged in per source address (IPv6: per /64);
+    /// at the cap the oldest is closed to make room.
+    #[serde(default = "default_max_prelogin_per_address")]
+    pub max_prelogin_per_address: usize,
+    /// Seconds from connect to a successful login, in total (not reset by
+    /// each byte, so a slowloris client cannot hold a slot forever).
+    #[serde(default = "default_prelogin_timeout")]
+    pub prelogin_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -339,6 +347,8 @@ impl Default for LimitsConfig {
             max_connections: default_max_connections(),
             output_stall_secs: default_output_stall(),
             shutdown_grace_secs: default_shutdown_grace(),
+            max_prelogin_per_address: default_max_prelogin_per_address(),
+            prelogin_timeout_secs: default_prelogin_timeout(),
         }
     }
 }
@@ -392,6 +402,12 @@ fn default_output_stall() -> u64 {
 }
 fn default_shutdown_grace() -> u64 {
     10
+}
+fn default_max_prelogin_per_address() -> usize {
+    10
+}
+fn default_prelogin_timeout() -> u64 {
+    60
 }
 fn default_log_level() -> String {
     "info".into()
@@ -475,6 +491,16 @@ impl Config {
         if self.auth.max_failures_per_session == 0 {
             return Err(ConfigError(
                 "[auth] max_failures_per_session: must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_prelogin_per_address == 0 {
+            return Err(ConfigError(
+                "[limits] max_prelogin_per_address: must be at least 1".into(),
+            ));
+        }
+        if self.limits.prelogin_timeout_secs == 0 {
+            return Err(ConfigError(
+                "[limits] prelogin_timeout_secs: must be at least 1".into(),
             ));
         }
         if self.limits.max_connections == 0 {

@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::governance::PreAuthGuard;
+
 /// What the driver does after `process`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -37,6 +39,8 @@ pub trait ProtocolSession: Send {
     fn process(&mut self, out: &mut Vec<u8>) -> impl Future<Output = Next> + Send;
     /// How long the client may stay silent in the current state.
     fn idle_timeout(&self) -> Duration;
+    /// Whether the client has logged in.
+    fn authenticated(&self) -> bool;
     /// The goodbye on server shutdown.
     fn shutdown(&mut self, out: &mut Vec<u8>);
     /// Whether the session waits for mailbox changes (IMAP IDLE): the driver
@@ -70,6 +74,19 @@ pub enum CloseReason {
     SocketError,
     /// The server is shutting down.
     Shutdown,
+    /// Not logged in within the pre-login time limit.
+    PreLoginTimeout,
+    /// Closed to make room for a newer connection from the same source.
+    Evicted,
+}
+
+/// Per-connection limits the driver enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct DriveLimits {
+    /// How long a client may leave output unread.
+    pub output_stall: Duration,
+    /// When the client must have logged in by (counted from connect).
+    pub prelogin_deadline: tokio::time::Instant,
 }
 
 /// Read buffer size: one TLS record's worth of plaintext.
@@ -80,12 +97,14 @@ pub async fn drive<S, T>(
     session: &mut S,
     stream: &mut T,
     shutdown: &CancellationToken,
-    output_stall: Duration,
+    limits: DriveLimits,
+    preauth: &mut PreAuthGuard,
 ) -> CloseReason
 where
     S: ProtocolSession,
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let output_stall = limits.output_stall;
     let mut out = Vec::with_capacity(4096);
     session.greeting(&mut out);
     if write_out(stream, &mut out, output_stall).await.is_err() {
@@ -100,6 +119,9 @@ where
             if let Err(reason) = write_out(stream, &mut out, output_stall).await {
                 return reason;
             }
+            if preauth.is_registered() && session.authenticated() {
+                preauth.release();
+            }
             match next {
                 Next::NeedInput => break,
                 Next::Continue => continue,
@@ -111,7 +133,11 @@ where
         }
         // While the session idles, wake it periodically so it can report
         // new mail; the idle deadline is not reset by these wake-ups.
-        let idle_deadline = tokio::time::Instant::now() + session.idle_timeout();
+        let mut idle_deadline = tokio::time::Instant::now() + session.idle_timeout();
+        let prelogin = !session.authenticated();
+        if prelogin {
+            idle_deadline = idle_deadline.min(limits.prelogin_deadline);
+        }
         let read = loop {
             let wake = session.idling().then(|| session.wakeup_interval());
             tokio::select! {
@@ -121,6 +147,10 @@ where
                     let _ = write_out(stream, &mut out, output_stall).await;
                     let _ = stream.shutdown().await;
                     return CloseReason::Shutdown;
+                }
+                _ = preauth.evicted.cancelled(), if preauth.is_registered() => {
+                    let _ = stream.shutdown().await;
+                    return CloseReason::Evicted;
                 }
                 r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
                 _ = sleep_or_never(wake) => {
@@ -134,7 +164,11 @@ where
         match read {
             Err(_elapsed) => {
                 let _ = stream.shutdown().await;
-                return CloseReason::IdleTimeout;
+                return if prelogin && tokio::time::Instant::now() >= limits.prelogin_deadline {
+                    CloseReason::PreLoginTimeout
+                } else {
+                    CloseReason::IdleTimeout
+                };
             }
             Ok(Ok(0)) => return CloseReason::ClientClosed,
             Ok(Ok(n)) => session.enqueue_input(&buf[..n]),

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod dev;
+pub mod governance;
 pub mod listener;
 mod sessions;
 pub mod tls;
@@ -124,6 +125,8 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     let next_session_id = Arc::new(AtomicU64::new(1));
     let handshake_timeout = Duration::from_secs(cfg.config.tls.handshake_timeout_secs);
     let output_stall = Duration::from_secs(cfg.config.limits.output_stall_secs);
+    let prelogin_timeout = Duration::from_secs(cfg.config.limits.prelogin_timeout_secs);
+    let preauth = governance::PreAuthRegistry::new(cfg.config.limits.max_prelogin_per_address);
 
     let imap_shared = Arc::new(Shared {
         tls: tls_state.clone(),
@@ -133,6 +136,8 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         permits: permits.clone(),
         handshake_timeout,
         output_stall,
+        prelogin_timeout,
+        preauth: preauth.clone(),
         counters: counters.clone(),
         next_session_id: next_session_id.clone(),
     });
@@ -144,6 +149,8 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         permits,
         handshake_timeout,
         output_stall,
+        prelogin_timeout,
+        preauth,
         counters: counters.clone(),
         next_session_id,
     });

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::connection::{CloseReason, ProtocolSession, drive};
+use crate::connection::{CloseReason, DriveLimits, ProtocolSession, drive};
+use crate::governance::PreAuthRegistry;
 use crate::tls::{TlsState, version_name};
 
 /// Which protocol a listener serves.
@@ -68,6 +69,10 @@ pub struct Shared<F> {
     pub handshake_timeout: Duration,
     /// How long a client may leave output unread.
     pub output_stall: Duration,
+    /// Time from connect to login.
+    pub prelogin_timeout: Duration,
+    /// Unauthenticated connections per source.
+    pub preauth: Arc<PreAuthRegistry>,
     /// Counters.
     pub counters: Arc<Counters>,
     /// Source of session ids.
@@ -113,9 +118,19 @@ pub async fn serve_tls<F: SessionFactory>(listener: TcpListener, shared: Arc<Sha
         shared.counters.connections.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let span = info_span!("conn", proto = protocol.as_str(), %peer, session = session_id);
+        // The connection runs in a task of its own, watched by a small
+        // supervisor: a panic in one session ends that session only, and is
+        // logged with its id.
+        let inner = tokio::spawn(
+            handle_tls_connection(socket, peer, session_id, shared2).instrument(span.clone()),
+        );
         shared.tracker.spawn(
             async move {
-                handle_tls_connection(socket, peer, session_id, shared2).await;
+                if let Err(e) = inner.await
+                    && e.is_panic()
+                {
+                    tracing::error!("session panicked; connection closed, server continues");
+                }
                 drop(permit);
             }
             .instrument(span),
@@ -130,10 +145,16 @@ async fn handle_tls_connection<F: SessionFactory>(
     shared: Arc<Shared<F>>,
 ) {
     let started = Instant::now();
+    let prelogin_deadline = tokio::time::Instant::now() + shared.prelogin_timeout;
     let _ = socket.set_nodelay(true);
+    let mut preauth = shared.preauth.register(peer.ip(), session_id);
     info!("connection opened");
     let handshake = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
+        _ = preauth.evicted.cancelled() => {
+            info!("evicted during the TLS handshake for a newer connection from the same source");
+            return;
+        }
         r = tokio::time::timeout(shared.handshake_timeout, shared.tls.acceptor().accept(socket)) => r,
     };
     let mut stream = match handshake {
@@ -164,11 +185,16 @@ async fn handle_tls_connection<F: SessionFactory>(
         .unwrap_or_default();
     info!(tls = %tls, kx = %kx, "TLS established");
     let mut session = shared.factory.make(peer, session_id, tls);
+    let limits = DriveLimits {
+        output_stall: shared.output_stall,
+        prelogin_deadline,
+    };
     let reason: CloseReason = drive(
         &mut session,
         &mut stream,
         &shared.shutdown,
-        shared.output_stall,
+        limits,
+        &mut preauth,
     )
     .await;
     info!(reason = ?reason, secs = started.elapsed().as_secs_f32(), "connection closed");

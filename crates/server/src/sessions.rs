@@ -82,6 +82,9 @@ impl ProtocolSession for ImapConn {
     fn idle_timeout(&self) -> Duration {
         self.0.idle_timeout()
     }
+    fn authenticated(&self) -> bool {
+        self.0.user().is_some()
+    }
     fn shutdown(&mut self, out: &mut Vec<u8>) {
         self.0.shutdown(out)
     }
@@ -163,6 +166,9 @@ impl ProtocolSession for Pop3Conn {
     }
     fn idle_timeout(&self) -> Duration {
         self.0.idle_timeout()
+    }
+    fn authenticated(&self) -> bool {
+        self.0.user().is_some()
     }
     fn shutdown(&mut self, out: &mut Vec<u8>) {
         self.0.shutdown(out)
