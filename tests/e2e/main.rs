@@ -12,6 +12,7 @@ mod dev_mode;
 mod governance;
 mod imap_clients;
 mod imap_slice;
+mod metrics;
 mod notice;
 mod pop3_clients;
 mod pop3_slice;

@@ -44,9 +44,22 @@ pub struct Config {
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Prometheus metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[metrics]`: off unless an address is given.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the plain-HTTP `GET /metrics` endpoint (e.g. `127.0.0.1:9187`);
+    /// keep it on loopback or a management network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// `[imaps]`
@@ -426,6 +439,8 @@ pub struct Validated {
     pub notice_imap: Vec<SocketAddr>,
     /// Legacy POP3 notice addresses.
     pub notice_pop3: Vec<SocketAddr>,
+    /// Metrics address, if enabled.
+    pub metrics: Option<SocketAddr>,
     /// Certificate path.
     pub cert: PathBuf,
     /// Key path.
@@ -460,6 +475,12 @@ impl Config {
         let pop3s = parse_addrs("[pop3s] listen", &self.pop3s.listen)?;
         let notice_imap = parse_addrs("[legacy_notice] imap", &self.legacy_notice.imap)?;
         let notice_pop3 = parse_addrs("[legacy_notice] pop3", &self.legacy_notice.pop3)?;
+        let metrics = match &self.metrics.listen {
+            Some(a) => parse_addrs("[metrics] listen", std::slice::from_ref(a))?
+                .into_iter()
+                .next(),
+            None => None,
+        };
         if imaps.is_empty() && pop3s.is_empty() {
             return Err(ConfigError(
                 "[imaps] listen and [pop3s] listen are both empty: nothing to serve".into(),
@@ -536,6 +557,7 @@ impl Config {
             pop3s,
             notice_imap,
             notice_pop3,
+            metrics,
             cert,
             key,
         })

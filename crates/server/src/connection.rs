@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::governance::PreAuthGuard;
+use crate::listener::ProtocolCounters;
 
 /// What the driver does after `process`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,13 +81,50 @@ pub enum CloseReason {
     Evicted,
 }
 
+impl CloseReason {
+    /// Number of reasons (for counter arrays).
+    pub const COUNT: usize = 8;
+    /// All reasons, in [`CloseReason::index`] order.
+    pub const ALL: [CloseReason; Self::COUNT] = [
+        CloseReason::SessionEnd,
+        CloseReason::ClientClosed,
+        CloseReason::IdleTimeout,
+        CloseReason::OutputStall,
+        CloseReason::SocketError,
+        CloseReason::Shutdown,
+        CloseReason::PreLoginTimeout,
+        CloseReason::Evicted,
+    ];
+
+    /// Position in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::SessionEnd => "session_end",
+            CloseReason::ClientClosed => "client_closed",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::OutputStall => "output_stall",
+            CloseReason::SocketError => "socket_error",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::PreLoginTimeout => "prelogin_timeout",
+            CloseReason::Evicted => "evicted",
+        }
+    }
+}
+
 /// Per-connection limits the driver enforces.
 #[derive(Debug, Clone, Copy)]
-pub struct DriveLimits {
+pub struct DriveLimits<'a> {
     /// How long a client may leave output unread.
     pub output_stall: Duration,
     /// When the client must have logged in by (counted from connect).
     pub prelogin_deadline: tokio::time::Instant,
+    /// Where to count bytes.
+    pub counters: &'a ProtocolCounters,
 }
 
 /// Read buffer size: one TLS record's worth of plaintext.
@@ -97,7 +135,7 @@ pub async fn drive<S, T>(
     session: &mut S,
     stream: &mut T,
     shutdown: &CancellationToken,
-    limits: DriveLimits,
+    limits: DriveLimits<'_>,
     preauth: &mut PreAuthGuard,
 ) -> CloseReason
 where
@@ -107,7 +145,10 @@ where
     let output_stall = limits.output_stall;
     let mut out = Vec::with_capacity(4096);
     session.greeting(&mut out);
-    if write_out(stream, &mut out, output_stall).await.is_err() {
+    if write_out(stream, &mut out, output_stall, limits.counters)
+        .await
+        .is_err()
+    {
         return CloseReason::SocketError;
     }
     let mut buf = vec![0u8; READ_CHUNK];
@@ -116,7 +157,7 @@ where
         // each command's output before the next is looked at.
         loop {
             let next = session.process(&mut out).await;
-            if let Err(reason) = write_out(stream, &mut out, output_stall).await {
+            if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
                 return reason;
             }
             if preauth.is_registered() && session.authenticated() {
@@ -144,7 +185,7 @@ where
                 biased;
                 _ = shutdown.cancelled() => {
                     session.shutdown(&mut out);
-                    let _ = write_out(stream, &mut out, output_stall).await;
+                    let _ = write_out(stream, &mut out, output_stall, limits.counters).await;
                     let _ = stream.shutdown().await;
                     return CloseReason::Shutdown;
                 }
@@ -155,7 +196,7 @@ where
                 r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
                 _ = sleep_or_never(wake) => {
                     session.wakeup(&mut out).await;
-                    if let Err(reason) = write_out(stream, &mut out, output_stall).await {
+                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
                         return reason;
                     }
                 }
@@ -171,7 +212,13 @@ where
                 };
             }
             Ok(Ok(0)) => return CloseReason::ClientClosed,
-            Ok(Ok(n)) => session.enqueue_input(&buf[..n]),
+            Ok(Ok(n)) => {
+                limits
+                    .counters
+                    .bytes_in
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                session.enqueue_input(&buf[..n]);
+            }
             Ok(Err(_)) => return CloseReason::SocketError,
         }
     }
@@ -184,13 +231,21 @@ async fn sleep_or_never(d: Option<Duration>) {
     }
 }
 
-async fn write_out<T>(stream: &mut T, out: &mut Vec<u8>, stall: Duration) -> Result<(), CloseReason>
+async fn write_out<T>(
+    stream: &mut T,
+    out: &mut Vec<u8>,
+    stall: Duration,
+    counters: &ProtocolCounters,
+) -> Result<(), CloseReason>
 where
     T: AsyncWrite + Unpin,
 {
     if out.is_empty() {
         return Ok(());
     }
+    counters
+        .bytes_out
+        .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let result = tokio::time::timeout(stall, async {
         stream.write_all(out).await?;
         stream.flush().await

@@ -21,6 +21,7 @@ pub mod connection;
 pub mod dev;
 pub mod governance;
 pub mod listener;
+pub mod metrics;
 mod sessions;
 pub mod tls;
 
@@ -53,6 +54,8 @@ pub struct RunningServer {
     pub notice_imap: Vec<SocketAddr>,
     /// Bound legacy POP3 notice addresses.
     pub notice_pop3: Vec<SocketAddr>,
+    /// Bound metrics address, if enabled.
+    pub metrics: Option<SocketAddr>,
     /// Counters (connections, legacy hits).
     pub counters: Arc<Counters>,
     /// The TLS configuration, for reloads.
@@ -109,6 +112,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     // Every login goes through the throttle: fixed failure delay, per-address
     // and per-account penalties (account-auth's throttle module).
     let accounts = Arc::new(Throttled::new(accounts, cfg.config.auth.throttle()));
+    let auth_counters = accounts.counters().clone();
     let store = Arc::new(MaildirStore::new(
         cfg.config.storage.mail_root.clone(),
         cfg.config.storage.location_template.clone(),
@@ -118,6 +122,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     let pop3s = bind_all(&cfg.pop3s, "[pop3s] listen").await?;
     let notice_imap = bind_all(&cfg.notice_imap, "[legacy_notice] imap").await?;
     let notice_pop3 = bind_all(&cfg.notice_pop3, "[legacy_notice] pop3").await?;
+    let metrics = bind_all(cfg.metrics.as_slice(), "[metrics] listen").await?;
 
     let tracker = TaskTracker::new();
     let counters = Arc::new(Counters::default());
@@ -165,6 +170,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         pop3s: local(&pop3s)?,
         notice_imap: local(&notice_imap)?,
         notice_pop3: local(&notice_pop3)?,
+        metrics: local(&metrics)?.into_iter().next(),
         counters: counters.clone(),
         tls: tls_state,
         tracker: tracker.clone(),
@@ -185,6 +191,18 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
             shutdown.clone(),
             tracker.clone(),
             counters.clone(),
+        ));
+    }
+    for l in metrics {
+        let source = metrics::MetricsSource {
+            counters: counters.clone(),
+            auth: auth_counters.clone(),
+        };
+        tracker.spawn(metrics::serve_metrics(
+            l,
+            source,
+            shutdown.clone(),
+            tracker.clone(),
         ));
     }
     for l in notice_pop3 {

@@ -30,6 +30,16 @@ pub enum Protocol {
     Pop3s,
 }
 
+impl Counters {
+    /// The counters of one protocol.
+    pub fn of(&self, protocol: Protocol) -> &ProtocolCounters {
+        match protocol {
+            Protocol::Imaps => &self.imaps,
+            Protocol::Pop3s => &self.pop3s,
+        }
+    }
+}
+
 impl Protocol {
     /// Name for logs.
     pub fn as_str(self) -> &'static str {
@@ -40,9 +50,28 @@ impl Protocol {
     }
 }
 
-/// Counters shared by all listeners (exported as metrics later).
+/// Per-protocol counters.
+#[derive(Debug, Default)]
+pub struct ProtocolCounters {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections open now.
+    pub active: AtomicU64,
+    /// Plaintext bytes read from clients (after TLS).
+    pub bytes_in: AtomicU64,
+    /// Plaintext bytes written to clients (before TLS).
+    pub bytes_out: AtomicU64,
+    /// Connections closed, by reason (indexed by [`CloseReason::index`]).
+    pub closed: [AtomicU64; CloseReason::COUNT],
+}
+
+/// Counters shared by all listeners, exported by the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// IMAPS.
+    pub imaps: ProtocolCounters,
+    /// POP3S.
+    pub pop3s: ProtocolCounters,
     /// Connections accepted on TLS listeners.
     pub connections: AtomicU64,
     /// TLS handshakes that failed or timed out (plaintext, scanners…).
@@ -116,6 +145,11 @@ pub async fn serve_tls<F: SessionFactory>(listener: TcpListener, shared: Arc<Sha
         };
         let session_id = shared.next_session_id.fetch_add(1, Ordering::Relaxed);
         shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .of(protocol)
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let span = info_span!("conn", proto = protocol.as_str(), %peer, session = session_id);
         // The connection runs in a task of its own, watched by a small
@@ -145,6 +179,9 @@ async fn handle_tls_connection<F: SessionFactory>(
     shared: Arc<Shared<F>>,
 ) {
     let started = Instant::now();
+    let pc = shared.counters.of(shared.factory.protocol());
+    pc.active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(pc);
     let prelogin_deadline = tokio::time::Instant::now() + shared.prelogin_timeout;
     let _ = socket.set_nodelay(true);
     let mut preauth = shared.preauth.register(peer.ip(), session_id);
@@ -188,6 +225,7 @@ async fn handle_tls_connection<F: SessionFactory>(
     let limits = DriveLimits {
         output_stall: shared.output_stall,
         prelogin_deadline,
+        counters: pc,
     };
     let reason: CloseReason = drive(
         &mut session,
@@ -197,7 +235,17 @@ async fn handle_tls_connection<F: SessionFactory>(
         &mut preauth,
     )
     .await;
+    pc.closed[reason.index()].fetch_add(1, Ordering::Relaxed);
     info!(reason = ?reason, secs = started.elapsed().as_secs_f32(), "connection closed");
+}
+
+/// Decrements the active gauge when a connection task ends, however it ends.
+struct ActiveGuard<'a>(&'a ProtocolCounters);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The one line a legacy plaintext listener writes.

@@ -113,6 +113,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for a in &server.notice_pop3 {
         println!("coffre: legacy POP3 notice on {a}");
     }
+    if let Some(a) = &server.metrics {
+        println!("coffre: metrics on http://{a}/metrics");
+    }
     if let Some(setup) = &setup {
         println!("{}", dev::banner(setup, &server.imaps, &server.pop3s));
     }

@@ -1,0 +1,244 @@
+//! Prometheus metrics: a plain-text endpoint (`GET /metrics`, text format
+//! 0.0.4) on its own address, off by default (`[metrics] listen`). It serves
+//! counters only; no request ever reaches the mail protocols, and the HTTP
+//! handling is deliberately minimal and bounded (4 KiB request, 5 s, 16
+//! requests at once, one request per connection).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use account_auth::AuthCounters;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::CloseReason;
+use crate::listener::{Counters, Protocol};
+
+/// What the endpoint reports.
+#[derive(Clone)]
+pub struct MetricsSource {
+    /// Connection, byte and legacy-notice counters.
+    pub counters: Arc<Counters>,
+    /// Login results.
+    pub auth: Arc<AuthCounters>,
+}
+
+impl MetricsSource {
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let c = &self.counters;
+        let protocols = [Protocol::Imaps, Protocol::Pop3s];
+        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let per_protocol = |f: &dyn Fn(Protocol) -> u64| {
+            protocols
+                .iter()
+                .map(|p| (format!("{{protocol=\"{}\"}}", p.as_str()), f(*p)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            "coffre_connections_total",
+            "counter",
+            "TLS connections accepted.",
+            per_protocol(&|p| c.of(p).connections.load(Ordering::Relaxed)),
+        );
+        family(
+            "coffre_connections_active",
+            "gauge",
+            "TLS connections open now.",
+            per_protocol(&|p| c.of(p).active.load(Ordering::Relaxed)),
+        );
+        let mut closed = Vec::new();
+        for p in protocols {
+            for r in CloseReason::ALL {
+                closed.push((
+                    format!("{{protocol=\"{}\",reason=\"{}\"}}", p.as_str(), r.label()),
+                    c.of(p).closed[r.index()].load(Ordering::Relaxed),
+                ));
+            }
+        }
+        family(
+            "coffre_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+            closed,
+        );
+        family(
+            "coffre_received_bytes_total",
+            "counter",
+            "Bytes read from clients (inside TLS).",
+            per_protocol(&|p| c.of(p).bytes_in.load(Ordering::Relaxed)),
+        );
+        family(
+            "coffre_sent_bytes_total",
+            "counter",
+            "Bytes written to clients (inside TLS).",
+            per_protocol(&|p| c.of(p).bytes_out.load(Ordering::Relaxed)),
+        );
+        family(
+            "coffre_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or timed out (plaintext clients, scanners).",
+            vec![(String::new(), c.handshake_failures.load(Ordering::Relaxed))],
+        );
+        family(
+            "coffre_legacy_notice_total",
+            "counter",
+            "Connections to the plaintext notice ports (143/110), told to use TLS.",
+            vec![
+                (
+                    "{protocol=\"imap\"}".into(),
+                    c.legacy_imap_hits.load(Ordering::Relaxed),
+                ),
+                (
+                    "{protocol=\"pop3\"}".into(),
+                    c.legacy_pop3_hits.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        let a = self.auth.snapshot();
+        family(
+            "coffre_logins_total",
+            "counter",
+            "Login attempts by result (throttled: refused without checking the password).",
+            vec![
+                ("{result=\"success\"}".into(), a.success),
+                ("{result=\"failed\"}".into(), a.failed),
+                ("{result=\"malformed\"}".into(), a.malformed),
+                ("{result=\"unavailable\"}".into(), a.unavailable),
+                ("{result=\"throttled\"}".into(), a.throttled),
+            ],
+        );
+        out
+    }
+}
+
+/// Largest request read.
+const MAX_REQUEST: usize = 4096;
+
+/// Serves `GET /metrics` until shutdown.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    source: MetricsSource,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(16));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (mut socket, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+        };
+        let source = source.clone();
+        tracker.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut req = Vec::with_capacity(512);
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < MAX_REQUEST {
+                    let n = socket.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let response = respond(&req, &source);
+                socket.write_all(&response).await?;
+                socket.shutdown().await
+            })
+            .await;
+            drop(permit);
+        });
+    }
+}
+
+fn respond(request: &[u8], source: &MetricsSource) -> Vec<u8> {
+    let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (status, body) = match (method, path) {
+        (b"GET", b"/metrics") => ("200 OK", source.render()),
+        (b"GET", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
+        _ => ("405 Method Not Allowed", "GET only\n".to_string()),
+    };
+    let content_type = if status.starts_with("200") {
+        "text/plain; version=0.0.4"
+    } else {
+        "text/plain"
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> MetricsSource {
+        let counters = Arc::new(Counters::default());
+        counters.imaps.connections.fetch_add(3, Ordering::Relaxed);
+        counters.legacy_pop3_hits.fetch_add(2, Ordering::Relaxed);
+        counters.pop3s.closed[CloseReason::Evicted.index()].fetch_add(1, Ordering::Relaxed);
+        MetricsSource {
+            counters,
+            auth: Arc::new(AuthCounters::new()),
+        }
+    }
+
+    #[test]
+    fn renders_prometheus_text() {
+        let text = source().render();
+        assert!(text.contains("# TYPE coffre_connections_total counter\n"));
+        assert!(text.contains("coffre_connections_total{protocol=\"imaps\"} 3\n"));
+        assert!(text.contains("coffre_connections_total{protocol=\"pop3s\"} 0\n"));
+        assert!(text.contains("coffre_legacy_notice_total{protocol=\"pop3\"} 2\n"));
+        assert!(text.contains(
+            "coffre_connections_closed_total{protocol=\"pop3s\",reason=\"evicted\"} 1\n"
+        ));
+        assert!(text.contains("coffre_logins_total{result=\"success\"} 0\n"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            value.parse::<u64>().unwrap();
+        }
+    }
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        let s = source();
+        let ok =
+            String::from_utf8(respond(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &s)).unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"));
+        let nf = String::from_utf8(respond(b"GET /other HTTP/1.1\r\n\r\n", &s)).unwrap();
+        assert!(nf.starts_with("HTTP/1.1 404"));
+        let post = String::from_utf8(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &s)).unwrap();
+        assert!(post.starts_with("HTTP/1.1 405"));
+        let junk = String::from_utf8(respond(b"\x00\xff", &s)).unwrap();
+        assert!(junk.starts_with("HTTP/1.1 405"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The Prometheus endpoint: off by default, on `[metrics] listen` it reports
+//! connections, logins by result, bytes and legacy-notice hits.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn scrape(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
+    let config = write_config(dir.path(), &certs, "[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let out = run_coffre(
+        &[
+            "user",
+            "add",
+            "--config",
+            config.to_str().unwrap(),
+            USER,
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let server = TestServer::spawn(dir, config, certs.ca, &["serve", "--config"]);
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        assert!(Instant::now() < deadline, "no metrics address printed");
+        if let Ok(l) = server.stdout.recv_timeout(Duration::from_millis(200))
+            && let Some(a) = l.strip_prefix("coffre: metrics on http://")
+        {
+            break a
+                .trim_end_matches("/metrics")
+                .parse::<std::net::SocketAddr>()
+                .unwrap();
+        }
+    };
+
+    // One legacy hit, one failed and one good login.
+    let mut n = std::net::TcpStream::connect(server.notice_imap).unwrap();
+    let mut line = String::new();
+    n.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = n.read_to_string(&mut line);
+    let mut c = Client::connect(server.imaps, &server.ca).await;
+    c.line().await;
+    c.send(
+        format!("a1 LOGIN {USER} not-it\r\na2 LOGIN {USER} \"{PASSWORD}\"\r\na3 LOGOUT\r\n")
+            .as_bytes(),
+    )
+    .await;
+    c.until_tagged("a3").await;
+    c.rest().await;
+
+    // The close is counted when the server's task ends: poll briefly.
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = scrape(metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        if text.contains(
+            "coffre_connections_closed_total{protocol=\"imaps\",reason=\"session_end\"} 1",
+        ) || Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    for want in [
+        "coffre_connections_total{protocol=\"imaps\"} 1\n",
+        "coffre_connections_active{protocol=\"imaps\"} 0\n",
+        "coffre_connections_closed_total{protocol=\"imaps\",reason=\"session_end\"} 1\n",
+        "coffre_legacy_notice_total{protocol=\"imap\"} 1\n",
+        "coffre_logins_total{result=\"success\"} 1\n",
+        "coffre_logins_total{result=\"failed\"} 1\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    let received: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("coffre_received_bytes_total{protocol=\"imaps\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received > 40, "{received}");
+    assert!(scrape(metrics, "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+}
