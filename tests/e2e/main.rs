@@ -8,6 +8,7 @@ mod harness;
 
 mod accounts;
 mod config_errors;
+mod deploy;
 mod dev_mode;
 mod governance;
 mod imap_clients;
