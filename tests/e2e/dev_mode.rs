@@ -42,13 +42,8 @@ fn addr(lines: &[String], prefix: &str) -> String {
         .to_string()
 }
 
-fn curl(ca: &std::path::Path, url: &str, password: &str) -> Vec<u8> {
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
-        .arg(ca)
-        .args([url, "-u", &format!("demo@localhost:{password}")])
-        .output()
-        .unwrap();
+fn curl_demo(ca: &std::path::Path, url: &str, password: &str) -> Vec<u8> {
+    let out = curl(ca, url, "demo@localhost", password);
     assert!(
         out.status.success(),
         "curl {url}: {}",
@@ -97,10 +92,13 @@ fn dev_quick_start_from_nothing_and_again() {
     let pop = addr(&run.lines, "coffre: POP3S listening on ").replace("127.0.0.1", "localhost");
     let welcome = coffre_server::dev::welcome_message();
     assert_eq!(
-        curl(&ca, &format!("imaps://{imap}/INBOX;UID=1"), &printed),
+        curl_demo(&ca, &format!("imaps://{imap}/INBOX;UID=1"), &printed),
         welcome
     );
-    assert_eq!(curl(&ca, &format!("pop3s://{pop}/1"), &printed), welcome);
+    assert_eq!(
+        curl_demo(&ca, &format!("pop3s://{pop}/1"), &printed),
+        welcome
+    );
     // Other subcommands work against the written config.
     let out = run_coffre(
         &[
@@ -128,20 +126,11 @@ fn dev_quick_start_from_nothing_and_again() {
     assert_eq!(std::fs::read(&ca).unwrap(), ca_before);
     let imap = addr(&run2.lines, "coffre: IMAPS listening on ").replace("127.0.0.1", "localhost");
     assert_eq!(
-        curl(&ca, &format!("imaps://{imap}/INBOX;UID=1"), &printed),
+        curl_demo(&ca, &format!("imaps://{imap}/INBOX;UID=1"), &printed),
         welcome
     );
     let pop = addr(&run2.lines, "coffre: POP3S listening on ").replace("127.0.0.1", "localhost");
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--max-time", "20", "--cacert"])
-        .arg(&ca)
-        .args([
-            &format!("pop3s://{pop}/"),
-            "-u",
-            &format!("demo@localhost:{printed}"),
-        ])
-        .output()
-        .unwrap();
+    let out = curl(&ca, &format!("pop3s://{pop}/"), "demo@localhost", &printed);
     // Listing: exactly one message.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),

@@ -106,17 +106,23 @@ pub fn run_coffre(args: &[&str], stdin: Option<&str>) -> std::process::Output {
 impl TestServer {
     /// A server with one account (USER/PASSWORD) holding `sample_message()`.
     pub fn start() -> TestServer {
-        Self::start_with_limits("")
+        Self::start_custom("", |text| text)
     }
 
     /// Like [`TestServer::start`], with extra lines in the `[limits]` section.
     pub fn start_with_limits(limits: &str) -> TestServer {
+        Self::start_custom("", |text| {
+            text.replace("[limits]\n", &format!("[limits]\n{limits}"))
+        })
+    }
+
+    /// Like [`TestServer::start`], with `extra` sections appended to the
+    /// configuration and `edit` applied to its text.
+    pub fn start_custom(extra: &str, edit: impl Fn(String) -> String) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
-        let config = write_config(dir.path(), &certs, "");
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("[limits]\n", &format!("[limits]\n{limits}"));
+        let config = write_config(dir.path(), &certs, extra);
+        let text = edit(std::fs::read_to_string(&config).unwrap());
         std::fs::write(&config, text).unwrap();
         let out = run_coffre(
             &[
@@ -224,6 +230,11 @@ impl TestServer {
 }
 
 pub fn wait_bounded(mut child: Child) -> std::process::ExitStatus {
+    wait_child(&mut child)
+}
+
+/// Waits (bounded) for a child to exit; kills it and fails the test if it hangs.
+pub fn wait_child(child: &mut Child) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -391,4 +402,14 @@ pub fn require_tool(cmd: &str) -> bool {
     }
     eprintln!("NOTICE: {cmd} not installed; test skipped");
     false
+}
+
+/// Runs curl against the test server with the test CA; returns its output.
+pub fn curl(ca: &Path, url: &str, login: &str, password: &str) -> std::process::Output {
+    Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
+        .arg(ca)
+        .args([url, "-u", &format!("{login}:{password}")])
+        .output()
+        .unwrap()
 }

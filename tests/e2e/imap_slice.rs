@@ -122,12 +122,7 @@ fn curl_reads_the_message_over_imaps() {
     }
     let server = TestServer::start();
     let url = format!("imaps://localhost:{}/INBOX;UID=1", server.imaps.port());
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
-        .arg(&server.ca)
-        .args([&url, "-u", &format!("{USER}:{PASSWORD}")])
-        .output()
-        .unwrap();
+    let out = curl(&server.ca, &url, USER, PASSWORD);
     assert!(
         out.status.success(),
         "curl failed: {}\nserver log: {}",
@@ -144,12 +139,7 @@ fn curl_wrong_password_fails_over_imaps() {
     }
     let server = TestServer::start();
     let url = format!("imaps://localhost:{}/INBOX;UID=1", server.imaps.port());
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--max-time", "20", "--cacert"])
-        .arg(&server.ca)
-        .args([&url, "-u", &format!("{USER}:nope")])
-        .output()
-        .unwrap();
+    let out = curl(&server.ca, &url, USER, "nope");
     // curl exits 67 on "login denied".
     assert_eq!(
         out.status.code(),

@@ -17,22 +17,7 @@ fn scrape(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[tokio::test]
 async fn metrics_endpoint_counts_what_happened() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
-    let config = write_config(dir.path(), &certs, "[metrics]\nlisten = \"127.0.0.1:0\"\n");
-    let out = run_coffre(
-        &[
-            "user",
-            "add",
-            "--config",
-            config.to_str().unwrap(),
-            USER,
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
-    let server = TestServer::spawn(dir, config, certs.ca, &["serve", "--config"]);
+    let server = TestServer::start_custom("[metrics]\nlisten = \"127.0.0.1:0\"\n", |text| text);
     let deadline = Instant::now() + WAIT;
     let metrics = loop {
         assert!(Instant::now() < deadline, "no metrics address printed");

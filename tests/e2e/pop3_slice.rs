@@ -77,12 +77,7 @@ fn curl_reads_the_message_over_pop3s() {
     }
     let server = TestServer::start();
     let url = format!("pop3s://localhost:{}/1", server.pop3s.port());
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
-        .arg(&server.ca)
-        .args([&url, "-u", &format!("{USER}:{PASSWORD}")])
-        .output()
-        .unwrap();
+    let out = curl(&server.ca, &url, USER, PASSWORD);
     assert!(
         out.status.success(),
         "curl failed: {}\nlog: {}",
@@ -95,33 +90,12 @@ fn curl_reads_the_message_over_pop3s() {
 /// `[pop3s] uidl_format` reaches the sessions (here Cyrus' `%v.%u`).
 #[tokio::test]
 async fn uidl_format_from_the_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = coffre_server::certs::generate(&dir.path().join("certs")).unwrap();
-    let config = write_config(dir.path(), &certs, "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[pop3s]\nlisten = [\"127.0.0.1:0\"]\n",
-        "[pop3s]\nlisten = [\"127.0.0.1:0\"]\nuidl_format = \"%v.%u\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
-    let out = run_coffre(
-        &[
-            "user",
-            "add",
-            "--config",
-            config.to_str().unwrap(),
-            USER,
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
-    deliver(
-        &dir.path().join("mail"),
-        USER,
-        "1700000000.M1P1.test",
-        &sample_message(),
-    );
-    let server = TestServer::spawn(dir, config, certs.ca, &["serve", "--config"]);
+    let server = TestServer::start_custom("", |text| {
+        text.replace(
+            "[pop3s]\nlisten = [\"127.0.0.1:0\"]\n",
+            "[pop3s]\nlisten = [\"127.0.0.1:0\"]\nuidl_format = \"%v.%u\"\n",
+        )
+    });
     let mut c = Client::connect(server.pop3s, &server.ca).await;
     c.line().await;
     c.send(format!("USER {USER}\r\nPASS {PASSWORD}\r\nUIDL 1\r\n").as_bytes())

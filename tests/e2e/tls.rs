@@ -2,7 +2,6 @@
 //! greeting for plaintext on the TLS port, TLS 1.1 refused.
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use tokio_rustls::rustls;
 
@@ -109,17 +108,7 @@ fn tls11_is_refused() {
             .spawn()
             .unwrap();
         drop(child.stdin.take());
-        let deadline = std::time::Instant::now() + WAIT;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "openssl s_client hung"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_child(&mut child);
         let mut out = String::new();
         child
             .stdout
@@ -151,7 +140,7 @@ fn tls11_is_refused() {
         .unwrap()
         .write_all(b"a1 LOGOUT\r\n")
         .unwrap();
-    let status = wait_bounded_child(&mut child);
+    let status = wait_child(&mut child);
     let mut out = String::new();
     child
         .stdout
@@ -160,15 +149,4 @@ fn tls11_is_refused() {
         .read_to_string(&mut out)
         .unwrap();
     assert!(out.starts_with("* OK"), "{out} ({status:?})");
-}
-
-fn wait_bounded_child(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(std::time::Instant::now() < deadline, "process hung");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -65,40 +65,6 @@ impl SessionFactory for ImapFactory {
     }
 }
 
-impl ProtocolSession for ImapConn {
-    fn greeting(&mut self, out: &mut Vec<u8>) {
-        self.0.greeting(out)
-    }
-    fn enqueue_input(&mut self, bytes: &[u8]) {
-        self.0.enqueue_input(bytes)
-    }
-    async fn process(&mut self, out: &mut Vec<u8>) -> Next {
-        match self.0.process(out).await {
-            imap_session::Next::NeedInput => Next::NeedInput,
-            imap_session::Next::Continue => Next::Continue,
-            imap_session::Next::Close => Next::Close,
-        }
-    }
-    fn idle_timeout(&self) -> Duration {
-        self.0.idle_timeout()
-    }
-    fn authenticated(&self) -> bool {
-        self.0.user().is_some()
-    }
-    fn shutdown(&mut self, out: &mut Vec<u8>) {
-        self.0.shutdown(out)
-    }
-    fn idling(&self) -> bool {
-        self.0.idling()
-    }
-    fn wakeup_interval(&self) -> Duration {
-        imap_session::IDLE_POLL_INTERVAL
-    }
-    fn wakeup(&mut self, out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
-        self.0.wakeup(out)
-    }
-}
-
 /// Builds POP3 sessions.
 pub struct Pop3Factory {
     store: Arc<MaildirStore>,
@@ -150,27 +116,49 @@ impl SessionFactory for Pop3Factory {
     }
 }
 
-impl ProtocolSession for Pop3Conn {
-    fn greeting(&mut self, out: &mut Vec<u8>) {
-        self.0.greeting(out)
-    }
-    fn enqueue_input(&mut self, bytes: &[u8]) {
-        self.0.enqueue_input(bytes)
-    }
-    async fn process(&mut self, out: &mut Vec<u8>) -> Next {
-        match self.0.process(out).await {
-            pop3_session::Next::NeedInput => Next::NeedInput,
-            pop3_session::Next::Continue => Next::Continue,
-            pop3_session::Next::Close => Next::Close,
+/// Forwards the driver's calls to a session type; both session crates offer
+/// the same driver interface (greeting, input, one command at a time, timeouts).
+macro_rules! forward_protocol_session {
+    ($conn:ty, $krate:ident) => {
+        impl ProtocolSession for $conn {
+            fn greeting(&mut self, out: &mut Vec<u8>) {
+                self.0.greeting(out)
+            }
+            fn enqueue_input(&mut self, bytes: &[u8]) {
+                self.0.enqueue_input(bytes)
+            }
+            async fn process(&mut self, out: &mut Vec<u8>) -> Next {
+                match self.0.process(out).await {
+                    $krate::Next::NeedInput => Next::NeedInput,
+                    $krate::Next::Continue => Next::Continue,
+                    $krate::Next::Close => Next::Close,
+                }
+            }
+            fn idle_timeout(&self) -> Duration {
+                self.0.idle_timeout()
+            }
+            fn authenticated(&self) -> bool {
+                self.0.user().is_some()
+            }
+            fn shutdown(&mut self, out: &mut Vec<u8>) {
+                self.0.shutdown(out)
+            }
+            forward_protocol_session!(@idle $krate);
         }
-    }
-    fn idle_timeout(&self) -> Duration {
-        self.0.idle_timeout()
-    }
-    fn authenticated(&self) -> bool {
-        self.0.user().is_some()
-    }
-    fn shutdown(&mut self, out: &mut Vec<u8>) {
-        self.0.shutdown(out)
-    }
+    };
+    (@idle imap_session) => {
+        fn idling(&self) -> bool {
+            self.0.idling()
+        }
+        fn wakeup_interval(&self) -> Duration {
+            imap_session::IDLE_POLL_INTERVAL
+        }
+        fn wakeup(&mut self, out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
+            self.0.wakeup(out)
+        }
+    };
+    (@idle pop3_session) => {};
 }
+
+forward_protocol_session!(ImapConn, imap_session);
+forward_protocol_session!(Pop3Conn, pop3_session);
