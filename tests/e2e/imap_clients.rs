@@ -352,6 +352,7 @@ fn imap_clients_imaplib_session() {
         .find_map(|l| l.strip_prefix("PUSHED "))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no IDLE push: {lines:?}"));
+    eprintln!("IDLE push arrived {pushed:.3} s after the delivery");
     assert!(pushed < 5.0, "IDLE push took {pushed} s");
     // Every byte both sessions received parses with imap-proto.
     for name in ["session1.bin", "session2.bin"] {
@@ -454,6 +455,13 @@ fn local_messages(folder: &Path) -> Vec<std::path::PathBuf> {
 /// Runs one command over a fresh IMAP connection after LOGIN (and SELECT
 /// INBOX when `select`); returns its response bytes, parsed by imap-proto.
 async fn imap_query(server: &TestServer, select: bool, command: &str) -> String {
+    imap_commands(server, select, &[command]).await.remove(0)
+}
+
+/// Runs commands in order over one fresh IMAP connection after LOGIN (and
+/// SELECT INBOX when `select`); returns each one's response text. Every
+/// byte received is parsed by imap-proto.
+async fn imap_commands(server: &TestServer, select: bool, commands: &[&str]) -> Vec<String> {
     let mut c = Client::connect(server.imaps, &server.ca).await;
     let mut all = c.line().await.into_bytes();
     c.send(format!("a LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
@@ -463,13 +471,50 @@ async fn imap_query(server: &TestServer, select: bool, command: &str) -> String 
         c.send(b"b SELECT INBOX\r\n").await;
         all.extend(c.until_tagged("b").await);
     }
-    c.send(format!("c {command}\r\nd LOGOUT\r\n").as_bytes())
-        .await;
-    let answer = c.until_tagged("c").await;
-    all.extend_from_slice(&answer);
+    let mut answers = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        let tag = format!("c{i}");
+        c.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        let answer = c.until_tagged(&tag).await;
+        all.extend_from_slice(&answer);
+        answers.push(String::from_utf8(answer).unwrap());
+    }
+    c.send(b"d LOGOUT\r\n").await;
     all.extend(c.until_tagged("d").await);
     assert_parses(&all);
-    String::from_utf8(answer).unwrap()
+    answers
+}
+
+/// The UID of the INBOX message with this exact subject.
+async fn uid_of_subject(server: &TestServer, subject: &str) -> u32 {
+    let answer = imap_query(
+        server,
+        true,
+        &format!("UID SEARCH HEADER Subject \"{subject}\""),
+    )
+    .await;
+    let line = answer.lines().find(|l| l.starts_with("* SEARCH")).unwrap();
+    let uids: Vec<u32> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 1, "{answer}");
+    uids[0]
+}
+
+/// The local Maildir file holding the message with this subject line
+/// (mbsync stores messages with LF line ends).
+fn local_file_with(folder: &Path, subject: &str) -> Option<std::path::PathBuf> {
+    let needle = format!("Subject: {subject}\n");
+    local_messages(folder).into_iter().find(|f| {
+        std::fs::read(f)
+            .map(|b| {
+                let text = String::from_utf8_lossy(&b).replace("\r\n", "\n");
+                text.contains(&needle)
+            })
+            .unwrap_or(false)
+    })
 }
 
 fn search_count(answer: &str) -> usize {
@@ -522,7 +567,20 @@ async fn imap_clients_mbsync_both_ways() {
         b"From: alice@example.org\r\nSubject: made locally\r\n\r\nAPPENDed by mbsync\r\n",
     )
     .unwrap();
-    // Server-side changes: three new deliveries.
+    // Server-side changes: a flag, an expunge, three new deliveries.
+    let flag_uid = uid_of_subject(&server, "bulk 299").await;
+    let gone_uid = uid_of_subject(&server, "bulk 298").await;
+    let answers = imap_commands(
+        &server,
+        true,
+        &[
+            &format!("UID STORE {flag_uid} +FLAGS (\\Flagged)"),
+            &format!("UID STORE {gone_uid} +FLAGS (\\Deleted)"),
+            &format!("UID EXPUNGE {gone_uid}"),
+        ],
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.contains(" OK ")), "{answers:?}");
     for i in 0..3 {
         deliver(
             &server.mail_root(),
@@ -534,12 +592,24 @@ async fn imap_clients_mbsync_both_ways() {
 
     // 3. Second sync: both ways.
     tokio::task::block_in_place(|| run_mbsync(&server, &rc));
-    let expected = MBSYNC_MESSAGES + 1 - 5 + 3;
+    let expected = MBSYNC_MESSAGES + 1 - 5 - 1 + 3;
     assert_eq!(local_messages(&inbox).len(), expected);
+    assert!(
+        local_file_with(&inbox, "bulk 298").is_none(),
+        "server expunge not synced"
+    );
+    let flagged = local_file_with(&inbox, "bulk 299").expect("bulk 299 kept");
+    let info = flagged.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        info.split(":2,").nth(1).is_some_and(|f| f.contains('F')),
+        "server flag not synced: {info}"
+    );
     let all = imap_query(&server, true, "SEARCH ALL").await;
     assert_eq!(search_count(&all), expected, "{all}");
     let flagged = imap_query(&server, true, "SEARCH FLAGGED SEEN").await;
     assert_eq!(search_count(&flagged), 10, "{flagged}");
+    let flagged = imap_query(&server, true, "SEARCH FLAGGED").await;
+    assert_eq!(search_count(&flagged), 11, "{flagged}");
     let status = imap_query(&server, false, "STATUS LocalNew (MESSAGES)").await;
     assert!(
         status.contains("* STATUS LocalNew (MESSAGES 1)"),

@@ -222,6 +222,8 @@ pub enum StatusItem {
     UidValidity,
     /// `UNSEEN`
     Unseen,
+    /// `SIZE` (RFC 8438): octets of all messages.
+    Size,
 }
 
 /// A calendar date (SEARCH `date`), already range-checked.
@@ -276,6 +278,17 @@ pub enum SearchKey {
     Unseen,
     SequenceSet(SequenceSet),
     And(Vec<SearchKey>),
+}
+
+/// One message of an APPEND (RFC 3501 §6.3.11, RFC 3502 `append-message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Initial flags.
+    pub flags: Vec<Flag>,
+    /// Internal date, seconds since the Unix epoch.
+    pub date: Option<i64>,
+    /// The message.
+    pub message: Vec<u8>,
 }
 
 /// A LIST selection option (RFC 5258 §3.1, RFC 6154 §5.1).
@@ -392,16 +405,12 @@ pub enum CommandBody {
         /// Which counters.
         items: Vec<StatusItem>,
     },
-    /// `APPEND mailbox [flags] [date-time] literal`
+    /// `APPEND mailbox 1*([flags] [date-time] literal)`
     Append {
         /// Target mailbox.
         mailbox: MailboxArg,
-        /// Initial flags.
-        flags: Vec<Flag>,
-        /// Internal date, seconds since the Unix epoch.
-        date: Option<i64>,
-        /// The message.
-        message: Vec<u8>,
+        /// The messages, at least one (more than one is MULTIAPPEND, RFC 3502).
+        messages: Vec<AppendMessage>,
     },
     /// `CHECK`
     Check,

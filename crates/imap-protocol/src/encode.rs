@@ -114,11 +114,11 @@ fn encode_code(code: &Code, out: &mut Vec<u8>) {
             out.extend_from_slice(b"UNSEEN ");
             return number(n, out);
         }
-        Code::AppendUid { uid_validity, uid } => {
+        Code::AppendUid { uid_validity, uids } => {
             out.extend_from_slice(b"APPENDUID ");
             number(uid_validity, out);
             out.push(b' ');
-            return number(uid, out);
+            return uid_set(uids, out);
         }
         Code::CopyUid {
             uid_validity,
@@ -213,6 +213,8 @@ fn capability(cap: &Capability, out: &mut Vec<u8>) {
         Capability::SpecialUse => "SPECIAL-USE",
         Capability::ListExtended => "LIST-EXTENDED",
         Capability::ListStatus => "LIST-STATUS",
+        Capability::StatusSize => "STATUS=SIZE",
+        Capability::MultiAppend => "MULTIAPPEND",
         Capability::Quota => "QUOTA",
         Capability::QuotaResStorage => "QUOTA=RES-STORAGE",
         Capability::QuotaResMessage => "QUOTA=RES-MESSAGE",
@@ -410,12 +412,13 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b' ');
                 }
-                let (name, value): (&[u8], u32) = match *item {
-                    StatusValue::Messages(n) => (b"MESSAGES ", n),
-                    StatusValue::Recent(n) => (b"RECENT ", n),
-                    StatusValue::UidNext(n) => (b"UIDNEXT ", n),
-                    StatusValue::UidValidity(n) => (b"UIDVALIDITY ", n),
-                    StatusValue::Unseen(n) => (b"UNSEEN ", n),
+                let (name, value): (&[u8], u64) = match *item {
+                    StatusValue::Messages(n) => (b"MESSAGES ", n.into()),
+                    StatusValue::Recent(n) => (b"RECENT ", n.into()),
+                    StatusValue::UidNext(n) => (b"UIDNEXT ", n.into()),
+                    StatusValue::UidValidity(n) => (b"UIDVALIDITY ", n.into()),
+                    StatusValue::Unseen(n) => (b"UNSEEN ", n.into()),
+                    StatusValue::Size(n) => (b"SIZE ", n),
                 };
                 out.extend_from_slice(name);
                 number(value, out);
@@ -1009,9 +1012,16 @@ mod tests {
         );
         let r = Response::Data(Data::Status {
             mailbox: b"INBOX".to_vec(),
-            items: vec![StatusValue::Messages(3), StatusValue::UidNext(9)],
+            items: vec![
+                StatusValue::Messages(3),
+                StatusValue::UidNext(9),
+                StatusValue::Size(5_000_000_000),
+            ],
         });
-        assert_eq!(enc(&r), "* STATUS INBOX (MESSAGES 3 UIDNEXT 9)\r\n");
+        assert_eq!(
+            enc(&r),
+            "* STATUS INBOX (MESSAGES 3 UIDNEXT 9 SIZE 5000000000)\r\n"
+        );
     }
 
     #[test]
@@ -1036,10 +1046,7 @@ mod tests {
                 },
             ],
         });
-        assert_eq!(
-            enc(&r),
-            "* QUOTA \"\" (STORAGE 10 512 MESSAGE 3 1000)\r\n"
-        );
+        assert_eq!(enc(&r), "* QUOTA \"\" (STORAGE 10 512 MESSAGE 3 1000)\r\n");
     }
 
     #[test]

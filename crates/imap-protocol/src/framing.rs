@@ -262,8 +262,10 @@ impl Framer {
                     let chunk = lf.map_or(available.len(), |i| i + 1);
                     if len + chunk > limits.line || self.over_command(chunk as u64, limits) {
                         // Checked before buffering: the bytes are never stored.
+                        // The tag is at the start of the command, which may
+                        // lie before a literal already read.
                         let tag = self.tag.clone().or_else(|| {
-                            if len == 0 {
+                            if self.command.is_empty() {
                                 extract_tag(available)
                             } else {
                                 extract_tag(&self.command)

@@ -550,20 +550,24 @@ fn flag_list(i: &[u8]) -> R<'_, Vec<Flag>> {
 
 // ----------------------------------------------------------------- APPEND
 
+/// `APPEND SP mailbox 1*(SP append-message)` (RFC 3502 §6); the framer has
+/// already capped the literals' total size.
 fn append_args(i: &[u8]) -> R<'_, CommandBody> {
-    map(
+    let message = map(
         (
-            preceded(sp, mailbox),
             opt(preceded(sp, flag_list)),
             opt(preceded(sp, date_time)),
             preceded(sp, literal),
         ),
-        |(mailbox, flags, date, message)| CommandBody::Append {
-            mailbox,
+        |(flags, date, message)| AppendMessage {
             flags: flags.unwrap_or_default(),
             date,
             message,
         },
+    );
+    map(
+        (preceded(sp, mailbox), nom::multi::many1(message)),
+        |(mailbox, messages)| CommandBody::Append { mailbox, messages },
     )
     .parse(i)
 }
@@ -952,6 +956,7 @@ fn status_item(i: &[u8]) -> R<'_, StatusItem> {
         value(StatusItem::UidNext, tag_no_case("UIDNEXT")),
         value(StatusItem::UidValidity, tag_no_case("UIDVALIDITY")),
         value(StatusItem::Unseen, tag_no_case("UNSEEN")),
+        value(StatusItem::Size, tag_no_case("SIZE")),
     ))
     .parse(i)
 }

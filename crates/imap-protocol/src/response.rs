@@ -108,6 +108,10 @@ pub enum Capability {
     ListExtended,
     /// `LIST-STATUS` (RFC 5819)
     ListStatus,
+    /// `STATUS=SIZE` (RFC 8438)
+    StatusSize,
+    /// `MULTIAPPEND` (RFC 3502)
+    MultiAppend,
     /// `QUOTA` (RFC 9208)
     Quota,
     /// `QUOTA=RES-STORAGE` (RFC 9208 §5.1)
@@ -130,9 +134,10 @@ pub enum Code {
     UidNext(u32),
     UidValidity(u32),
     Unseen(u32),
+    /// `APPENDUID validity uid-set` (one UID per appended message).
     AppendUid {
         uid_validity: u32,
-        uid: u32,
+        uids: Vec<u32>,
     },
     CopyUid {
         uid_validity: u32,
@@ -194,6 +199,7 @@ pub enum StatusValue {
     UidNext(u32),
     UidValidity(u32),
     Unseen(u32),
+    Size(u64),
 }
 
 /// One namespace (RFC 2342): prefix and hierarchy delimiter.

@@ -164,7 +164,9 @@ fn list_patterns() {
         }
     );
     assert_eq!(
-        body("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Sent Items\" %) RETURN (CHILDREN special-use STATUS (MESSAGES UNSEEN))\r\n"),
+        body(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Sent Items\" %) RETURN (CHILDREN special-use STATUS (MESSAGES UNSEEN))\r\n"
+        ),
         CommandBody::List {
             reference: Vec::new(),
             patterns: vec![b"INBOX".to_vec(), b"Sent Items".to_vec(), b"%".to_vec()],
@@ -412,15 +414,22 @@ fn store_forms() {
 
 #[test]
 fn append_forms() {
-    let CommandBody::Append {
-        mailbox,
-        flags,
-        date,
-        message,
-    } = body("a APPEND saved (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5}\r\nhello\r\n")
+    let CommandBody::Append { mailbox, messages } =
+        body("a APPEND saved (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5}\r\nhello\r\n")
     else {
         panic!()
     };
+    let [
+        AppendMessage {
+            flags,
+            date,
+            message,
+        },
+    ] = messages.as_slice()
+    else {
+        panic!()
+    };
+    let (flags, date, message) = (flags.clone(), *date, message.clone());
     assert_eq!(mailbox, MailboxArg::Other(b"saved".to_vec()));
     assert_eq!(flags, vec![Flag::Seen]);
     // 1994-02-07 21:52:25 -0800 = 1994-02-08 05:52:25 UTC.
@@ -430,18 +439,34 @@ fn append_forms() {
         body("a APPEND INBOX {3+}\r\nx\r\n\r\n"),
         CommandBody::Append {
             mailbox: MailboxArg::Inbox,
-            flags: vec![],
-            date: None,
-            message: b"x\r\n".to_vec()
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                message: b"x\r\n".to_vec()
+            }]
         }
     );
+    // MULTIAPPEND (RFC 3502): several messages, each with its own flags and date.
+    let CommandBody::Append { messages, .. } = body(
+        "a APPEND INBOX (\\Seen) {1}\r\na \" 1-Jan-2024 00:00:00 +0000\" {1+}\r\nb {1}\r\nc\r\n",
+    ) else {
+        panic!()
+    };
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[0].flags, vec![Flag::Seen]);
+    assert!(messages[1].date.is_some() && messages[1].flags.is_empty());
+    assert_eq!(messages[2].message, b"c");
+    bad(b"a APPEND INBOX {1}\r\na (\\Seen)\r\n");
     bad(b"a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1}\r\nx\r\n");
     bad(b"a APPEND INBOX \"hello\"\r\n");
 }
 
 #[test]
 fn quota_commands() {
-    assert_eq!(body("a GETQUOTA \"\"\r\n"), CommandBody::GetQuota(Vec::new()));
+    assert_eq!(
+        body("a GETQUOTA \"\"\r\n"),
+        CommandBody::GetQuota(Vec::new())
+    );
     assert_eq!(
         body("a GETQUOTAROOT inbox\r\n"),
         CommandBody::GetQuotaRoot(MailboxArg::Inbox)
@@ -656,4 +681,119 @@ fn pre_login_line_limit() {
         matches!(&ev[0], Event::Refused { tag: Some(t), reason: Refusal::LineTooLong, .. } if t.as_str() == "a")
     );
     assert!(matches!(&ev[1], Event::Command(c) if c.body == CommandBody::Noop));
+}
+
+/// Fragments of commands, right and wrong, for the random-input property.
+fn command_piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(b"a1 ".to_vec()),
+        Just(b"* ".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"LOGIN ".to_vec()),
+        Just(b"UID FETCH 1:*,3:2 (BODY.PEEK[1.2.HEADER.FIELDS (From)]<0.10> ENVELOPE)".to_vec()),
+        Just(b"SEARCH RETURN (MIN) CHARSET UTF-8 OR NOT (SEEN FROM x) 1:*".to_vec()),
+        Just(b"LIST (SUBSCRIBED) \"\" (a b) RETURN (STATUS (MESSAGES SIZE))".to_vec()),
+        Just(b"APPEND INBOX (\\Seen) ".to_vec()),
+        Just(b"IDLE".to_vec()),
+        Just(b"DONE".to_vec()),
+        Just(b"AUTHENTICATE PLAIN".to_vec()),
+        Just(b"{3}\r\nabc".to_vec()),
+        Just(b"{2+}\r\nab".to_vec()),
+        Just(b"{99999999999999999999}".to_vec()),
+        Just(b"{100000}\r\n".to_vec()),
+        Just(b"\"quo\\\"ted\"".to_vec()),
+        Just(b"((((((((((((((((((((((((((((((((((((((".to_vec()),
+        Just(b"\0".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Any byte soup: no panic, events independent of how the input is
+    /// chunked, and the receiver never buffers more than the limits allow.
+    #[test]
+    fn random_input_is_handled_the_same_in_any_chunking(
+        pieces in proptest::collection::vec(command_piece(), 0..60),
+        chunk in 1usize..64,
+    ) {
+        let limits = Limits { line: 256, command: 1024, append: 2048, literals: 4 };
+        let script = pieces.concat();
+        let whole = events(&script, script.len().max(1), &limits);
+        let chunked = events(&script, chunk, &limits);
+        proptest::prop_assert_eq!(whole, chunked);
+        let mut receiver = Receiver::new();
+        for piece in script.chunks(chunk) {
+            receiver.enqueue_input(piece);
+            while receiver.next_event(&limits).is_some() {}
+            // What is held back is at most one line plus one literal in progress.
+            proptest::prop_assert!(receiver.pending_input() <= 256 + 2048 + 64);
+        }
+    }
+}
+
+/// Found by the property above: after a literal, an over-long line must be
+/// refused with the command's own tag (here none: `{3}` is not a tag), not
+/// with a tag-like word from the line after the literal.
+#[test]
+fn overlong_line_after_literal_keeps_the_command_tag() {
+    let limits = Limits {
+        line: 256,
+        command: 1024,
+        append: 2048,
+        literals: 4,
+    };
+    let mut script = b"{3}\r\nabca1 ".to_vec();
+    script.extend_from_slice(&[b'x'; 300]);
+    let whole = events(&script, script.len(), &limits);
+    assert_eq!(whole, events(&script, 1, &limits));
+    assert!(matches!(
+        whole.last(),
+        Some(Event::Refused {
+            tag: None,
+            reason: Refusal::LineTooLong,
+            ..
+        })
+    ));
+}
+
+/// Replays the fuzz seed corpus (`fuzz/corpus/receiver`) as the fuzz target
+/// checks it, split at every point: same events in any chunking.
+#[test]
+fn fuzz_seed_corpus_is_chunking_independent() {
+    let limits = Limits {
+        line: 1024,
+        command: 4096,
+        append: 8192,
+        literals: 8,
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/receiver");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let entry_name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let script = std::fs::read(&path).unwrap();
+        let whole = events(&script, script.len().max(1), &limits);
+        assert!(!whole.is_empty());
+        // Seeds are valid commands (but for the one about limits), so the
+        // fuzzer starts from inputs that reach deep into the grammar.
+        let name = entry_name.clone();
+        if name != "limits" {
+            assert!(
+                !whole
+                    .iter()
+                    .any(|e| matches!(e, Event::Malformed(_) | Event::Refused { .. })),
+                "{name}: {whole:?}"
+            );
+        }
+        for chunk in 1..=script.len() {
+            assert_eq!(events(&script, chunk, &limits), whole, "chunk {chunk}");
+        }
+        seeds += 1;
+    }
+    assert!(seeds >= 7);
 }

@@ -38,6 +38,8 @@ pub(crate) fn post_login(config: &ImapConfig) -> Vec<Capability> {
         Capability::ListExtended,
         Capability::ListStatus,
         Capability::SpecialUse,
+        Capability::StatusSize,
+        Capability::MultiAppend,
         Capability::Quota,
         Capability::QuotaResStorage,
         Capability::QuotaResMessage,

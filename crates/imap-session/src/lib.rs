@@ -215,6 +215,20 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         self.idle.is_some()
     }
 
+    /// During IDLE in the Selected state, a watcher that resolves when the
+    /// selected folder may have changed (`mail_store::watch`), so the driver
+    /// can call [`Self::wakeup`] at once instead of waiting for the next
+    /// [`IDLE_POLL_INTERVAL`] tick. The watcher is owned: the driver may hold
+    /// it across `wakeup` calls. Wake-ups may be spurious; keep polling too.
+    pub fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
+        match (&self.idle, &self.state) {
+            (Some(_), State::Selected { view, .. }) => {
+                Some(mail_store::Mailbox::watch(&view.mailbox))
+            }
+            _ => None,
+        }
+    }
+
     /// During IDLE, picks up changes to the selected mailbox and writes the
     /// untagged EXPUNGE/EXISTS/RECENT/FETCH responses (RFC 2177). Outside
     /// IDLE, or in the Authenticated state, it writes nothing.
@@ -460,12 +474,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 self.list(request, out).await
             }
             C::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(&mailbox, &flags, date, &message).await,
+            C::Append { mailbox, messages } => self.append(&mailbox, &messages).await,
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
             C::Expunge => self.expunge(None, out).await,

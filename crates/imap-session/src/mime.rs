@@ -208,8 +208,6 @@ pub(crate) struct Entity {
     pub header: Range<usize>,
     pub body: Range<usize>,
     pub content_type: ContentType,
-    /// Whether the entity had no usable Content-Type (the default applied).
-    pub defaulted: bool,
     pub kind: Kind,
 }
 
@@ -239,7 +237,6 @@ fn entity(
     let parsed = raw_value(&message[header.clone()], "Content-Type")
         .and_then(parse_content_type)
         .filter(|ct| !ct.media_type.is_empty() && !ct.subtype.is_empty());
-    let defaulted = parsed.is_none();
     let mut content_type = parsed.unwrap_or_else(|| {
         if in_digest {
             ContentType::new("message", "rfc822", &[])
@@ -267,7 +264,6 @@ fn entity(
                         header: body.end..body.end,
                         body: body.end..body.end,
                         content_type: ContentType::new("text", "plain", &[("charset", "us-ascii")]),
-                        defaulted: true,
                         kind: Kind::Leaf,
                     });
                 }
@@ -302,7 +298,6 @@ fn entity(
         header,
         body,
         content_type,
-        defaulted,
         kind,
     }
 }
@@ -797,7 +792,6 @@ pub(crate) fn section_bytes<'t>(
                     header: 0..header,
                     body: header..message.len(),
                     content_type: ContentType::new("text", "plain", &[]),
-                    defaulted: true,
                     kind: Kind::Leaf,
                 };
                 message_text(message, &root, text)

@@ -18,7 +18,7 @@ const MSG1: &[u8] =
 const MSG2: &[u8] = b"From: carol@example.org\r\nSubject: Second\r\n\r\nBody two\r\nwith \"quotes\" and {braces}\r\n";
 
 const PRE_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
-const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=52428800";
+const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE MULTIAPPEND QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE APPENDLIMIT=52428800";
 
 fn setup() -> (MemoryStore, Arc<StaticAuthenticator>, Session) {
     setup_with(ImapConfig::default())
@@ -595,9 +595,15 @@ async fn other_sessions_changes_only_where_allowed() {
 async fn idle_push_and_done() {
     let (store, _, mut s) = logged_in().await;
     send(&mut s, "a SELECT INBOX\r\n").await;
+    assert!(s.idle_watcher().is_none(), "no watcher outside IDLE");
     assert_eq!(send(&mut s, "b IDLE\r\n").await, "+ idling\r\n");
     assert!(s.idling());
+    // The watcher resolves on delivery, so the driver can wake at once.
+    let mut watcher = s.idle_watcher().expect("watcher while idling");
     deliver(&store, MSG1, &[]);
+    tokio::time::timeout(std::time::Duration::from_secs(5), watcher.changed())
+        .await
+        .expect("watcher resolves after a delivery");
     let mut out = Vec::new();
     s.wakeup(&mut out).await;
     assert_eq!(
@@ -975,6 +981,15 @@ h OK LIST completed\r\n"
         send(&mut s, "o LSUB \"\" \"Projects*\"\r\n").await,
         "o OK LSUB completed\r\n"
     );
+    // §6.3.9: `%` stopping above a subscribed name returns the level as \Noselect.
+    assert_eq!(
+        send(&mut s, "o2 SUBSCRIBE Projects.Old\r\no3 LSUB \"\" %\r\n").await,
+        "o2 OK SUBSCRIBE completed\r\n* LSUB (\\HasNoChildren) \".\" INBOX\r\n* LSUB (\\Noselect) \".\" Projects\r\no3 OK LSUB completed\r\n"
+    );
+    assert_eq!(
+        send(&mut s, "o4 LSUB \"\" *\r\no5 UNSUBSCRIBE Projects.Old\r\n").await,
+        "* LSUB (\\HasNoChildren) \".\" INBOX\r\n* LSUB (\\HasNoChildren) \".\" Projects.Old\r\no4 OK LSUB completed\r\no5 OK UNSUBSCRIBE completed\r\n"
+    );
     assert_eq!(
         send(&mut s, "p SUBSCRIBE Nope\r\n").await,
         "p NO [NONEXISTENT] No such mailbox or message\r\n"
@@ -987,8 +1002,11 @@ h OK LIST completed\r\n"
     assert_eq!(store.message_count(USER, "Saved"), 1);
     assert_eq!(store.message_count(USER, "INBOX"), 0);
     assert_eq!(
-        send(&mut s, "r STATUS Saved (MESSAGES UNSEEN)\r\n").await,
-        "* STATUS Saved (MESSAGES 1 UNSEEN 1)\r\nr OK STATUS completed\r\n"
+        send(&mut s, "r STATUS Saved (MESSAGES UNSEEN SIZE)\r\n").await,
+        format!(
+            "* STATUS Saved (MESSAGES 1 UNSEEN 1 SIZE {})\r\nr OK STATUS completed\r\n",
+            MSG1.len()
+        )
     );
 }
 
@@ -1036,7 +1054,11 @@ async fn list_extended_special_use_and_status() {
     let store = MemoryStore::new().with_special_use(mail_store::SpecialUseNames::english());
     let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
     let mut s = new_session(&store, &auth, ImapConfig::default());
-    assert!(send(&mut s, "L LOGIN alice@example.org secret\r\n").await.starts_with("L OK"));
+    assert!(
+        send(&mut s, "L LOGIN alice@example.org secret\r\n")
+            .await
+            .starts_with("L OK")
+    );
     deliver(&store, MSG1, &[]);
     send(
         &mut s,
@@ -1046,7 +1068,10 @@ async fn list_extended_special_use_and_status() {
     // Only special-use folders.
     let out = send(&mut s, "g LIST (SPECIAL-USE) \"\" *\r\n").await;
     assert!(out.contains("\\Sent) \".\" Sent\r\n"), "{out}");
-    assert!(!out.contains(" INBOX\r\n") && !out.contains(" Work"), "{out}");
+    assert!(
+        !out.contains(" INBOX\r\n") && !out.contains(" Work"),
+        "{out}"
+    );
     // Subscribed names, existing or not, with CHILDINFO for a parent.
     let out = send(
         &mut s,
@@ -1103,7 +1128,11 @@ async fn quota_roots_and_over_quota() {
         },
     ));
     let mut s = new_session(&store, &auth, ImapConfig::default());
-    assert!(send(&mut s, "L LOGIN alice@example.org secret\r\n").await.starts_with("L OK"));
+    assert!(
+        send(&mut s, "L LOGIN alice@example.org secret\r\n")
+            .await
+            .starts_with("L OK")
+    );
     deliver(&store, MSG1, &[]);
     assert_eq!(
         send(&mut s, "a GETQUOTAROOT INBOX\r\n").await,
@@ -1140,4 +1169,65 @@ async fn no_quota_root_without_limits() {
         send(&mut s, "b GETQUOTA \"\"\r\n").await,
         "b NO [NONEXISTENT] No such quota root\r\n"
     );
+}
+
+#[tokio::test]
+async fn partial_whole_message_fetch_reads_ranges() {
+    let (store, _, mut s) = logged_in().await;
+    deliver(&store, MSG1, &[]);
+    send(&mut s, "a EXAMINE INBOX\r\n").await;
+    let tail = &MSG1[MSG1.len() - 5..];
+    assert_eq!(
+        send(
+            &mut s,
+            &format!(
+                "b FETCH 1 (BODY.PEEK[]<{}.100> BODY.PEEK[]<100000.10> BODY.PEEK[]<0.6>)\r\n",
+                MSG1.len() - 5
+            )
+        )
+        .await,
+        format!(
+            "* 1 FETCH (BODY[]<{}> {{5}}\r\n{} BODY[]<100000> {{0}}\r\n BODY[]<0> {{6}}\r\nFrom: )\r\nb OK FETCH completed\r\n",
+            MSG1.len() - 5,
+            String::from_utf8_lossy(tail)
+        )
+    );
+}
+
+#[tokio::test]
+async fn multiappend_is_all_or_nothing() {
+    let store = MemoryStore::new();
+    let auth = Arc::new(StaticAuthenticator::new().with_account(
+        "secret",
+        account_auth::Account {
+            login: USER.to_string(),
+            mail_location: None,
+            quota_bytes: None,
+            quota_messages: Some(3),
+        },
+    ));
+    let mut s = new_session(&store, &auth, ImapConfig::default());
+    assert!(
+        send(&mut s, "L LOGIN alice@example.org secret\r\n")
+            .await
+            .starts_with("L OK")
+    );
+    deliver(&store, MSG1, &[]);
+    // Two messages fit: both are appended, APPENDUID names both.
+    let out = send(
+        &mut s,
+        "a APPEND INBOX (\\Seen) {6+}\r\nA: b\r\n \" 1-Jan-2024 00:00:00 +0000\" {6+}\r\nC: d\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("a OK [APPENDUID "), "{out}");
+    assert!(out.contains(" 2:3] APPEND completed"), "{out}");
+    assert_eq!(store.message_count(USER, "INBOX"), 3);
+    // Only one more fits: the first of two is taken back, none is kept.
+    let out = send(
+        &mut s,
+        "b APPEND INBOX {6+}\r\nE: f\r\n {6+}\r\nG: h\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("b NO [OVERQUOTA]"), "{out}");
+    assert_eq!(store.message_count(USER, "INBOX"), 3);
 }

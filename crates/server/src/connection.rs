@@ -54,6 +54,12 @@ pub trait ProtocolSession: Send {
     fn wakeup_interval(&self) -> Duration {
         Duration::from_secs(1)
     }
+    /// A watcher that resolves as soon as the idling session's mailbox
+    /// changes (same-process changes at once; others within the store's
+    /// polling interval). The periodic wake-up stays as the fallback.
+    fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
+        None
+    }
     /// Lets an idling session look for changes and report them.
     fn wakeup(&mut self, _out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
         async {}
@@ -179,8 +185,14 @@ where
         if prelogin {
             idle_deadline = idle_deadline.min(limits.prelogin_deadline);
         }
+        let mut watcher = None;
         let read = loop {
             let wake = session.idling().then(|| session.wakeup_interval());
+            if wake.is_none() {
+                watcher = None;
+            } else if watcher.is_none() {
+                watcher = session.idle_watcher();
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -194,6 +206,12 @@ where
                     return CloseReason::Evicted;
                 }
                 r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
+                _ = changed_or_never(watcher.as_mut()) => {
+                    session.wakeup(&mut out).await;
+                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
+                        return reason;
+                    }
+                }
                 _ = sleep_or_never(wake) => {
                     session.wakeup(&mut out).await;
                     if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
@@ -221,6 +239,13 @@ where
             }
             Ok(Err(_)) => return CloseReason::SocketError,
         }
+    }
+}
+
+async fn changed_or_never(w: Option<&mut mail_store::ChangeWatcher>) {
+    match w {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
     }
 }
 

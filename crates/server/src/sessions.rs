@@ -156,6 +156,9 @@ macro_rules! forward_protocol_session {
         fn wakeup(&mut self, out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
             self.0.wakeup(out)
         }
+        fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
+            self.0.idle_watcher()
+        }
     };
     (@idle pop3_session) => {};
 }

@@ -9,7 +9,7 @@
 //! reports the new FLAGS before the data. Each message's response is encoded
 //! as soon as it is built, so a large FETCH holds one message at a time.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use account_auth::Authenticator;
 use imap_protocol::{Code, Data, FetchAttr, FetchItem, Response, SequenceSet};
@@ -43,17 +43,20 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                         | FetchAttr::Rfc822Text
                 )
             });
+        // A partial fetch of the whole message (`BODY[]<o.n>`, how clients
+        // download large messages in pieces) reads only its range.
         let needs_bytes = attrs.iter().any(|a| {
-            matches!(
-                a,
-                FetchAttr::BodySection { .. }
-                    | FetchAttr::Rfc822
-                    | FetchAttr::Rfc822Header
-                    | FetchAttr::Rfc822Text
-                    | FetchAttr::Envelope
-                    | FetchAttr::Body
-                    | FetchAttr::BodyStructure
-            )
+            !is_whole_partial(a)
+                && matches!(
+                    a,
+                    FetchAttr::BodySection { .. }
+                        | FetchAttr::Rfc822
+                        | FetchAttr::Rfc822Header
+                        | FetchAttr::Rfc822Text
+                        | FetchAttr::Envelope
+                        | FetchAttr::Body
+                        | FetchAttr::BodyStructure
+                )
         });
         let mut newly_seen = Vec::new();
         if sets_seen {
@@ -77,7 +80,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             }
         }
         let mut vanished = false;
-        for (seq, uid) in targets {
+        'messages: for (seq, uid) in targets {
             let Some(meta) = view.meta(uid) else {
                 vanished = true;
                 continue;
@@ -111,7 +114,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             };
             let bytes = message.as_deref().unwrap_or_default();
             // Split into MIME parts only if an item needs it, and only once.
-            let tree = OnceCell::new();
+            let tree = OnceLock::new();
             let tree = || tree.get_or_init(|| mime::parse(bytes));
             let mut items = Vec::with_capacity(attrs.len() + 2);
             if by_uid && !attrs.contains(&FetchAttr::Uid) {
@@ -134,6 +137,36 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     }
                     FetchAttr::Rfc822Text => {
                         FetchItem::Rfc822Text(Some(bytes[mime::header_end(bytes)..].to_vec()))
+                    }
+                    FetchAttr::BodySection {
+                        section,
+                        partial: Some(p),
+                        ..
+                    } if message.is_none() && is_whole_partial(attr) => {
+                        match view
+                            .mailbox
+                            .read_range(uid, u64::from(p.origin), u64::from(p.length))
+                            .await
+                        {
+                            Ok(data) => FetchItem::BodySection {
+                                section: section.clone(),
+                                origin: Some(p.origin),
+                                data: Some(data),
+                            },
+                            Err(err)
+                                if matches!(
+                                    err.kind,
+                                    StoreErrorKind::Expunged | StoreErrorKind::NotFound
+                                ) =>
+                            {
+                                vanished = true;
+                                continue 'messages;
+                            }
+                            Err(err) => {
+                                let (code, text) = store_error(&err);
+                                return Done::no(code, text);
+                            }
+                        }
                     }
                     FetchAttr::BodySection {
                         section, partial, ..
@@ -174,4 +207,13 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             Done::ok("FETCH completed")
         }
     }
+}
+
+/// `BODY[]<origin.length>` (or BODY.PEEK): served by `Mailbox::read_range`.
+fn is_whole_partial(attr: &FetchAttr) -> bool {
+    matches!(
+        attr,
+        FetchAttr::BodySection { section, partial: Some(_), .. }
+            if section.part.is_empty() && section.text.is_none()
+    )
 }

@@ -5,8 +5,8 @@
 
 use account_auth::Authenticator;
 use imap_protocol::{
-    Code, Data, Flag, ListAttribute, ListReturn, ListSelect, MailboxArg, Response, Status,
-    StatusItem, StatusKind, StatusValue,
+    AppendMessage, Code, Data, Flag, ListAttribute, ListReturn, ListSelect, MailboxArg, Response,
+    Status, StatusItem, StatusKind, StatusValue,
 };
 use mail_store::{
     AccountStore, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxStatus,
@@ -197,9 +197,8 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 return Done::no(code, text);
             }
         };
-        let want_subscribed = request.lsub
-            || select_subscribed
-            || request.ret.contains(&ListReturn::Subscribed);
+        let want_subscribed =
+            request.lsub || select_subscribed || request.ret.contains(&ListReturn::Subscribed);
         let subscriptions = if want_subscribed {
             match login.store.subscriptions().await {
                 Ok(names) => names,
@@ -276,7 +275,18 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             if let (Some(items), Some(_)) = (status_items, info)
                 && let Ok(status) = login.store.status(&name).await
             {
-                let values = status_values(items, &status);
+                let size = if items.contains(&StatusItem::Size) {
+                    match login.store.folder_size(&name).await {
+                        Ok(size) => size,
+                        Err(err) => {
+                            let (code, text) = store_error(&err);
+                            return Done::no(code, text);
+                        }
+                    }
+                } else {
+                    0
+                };
+                let values = status_values(items, &status, size);
                 emit(
                     &Response::Data(Data::Status {
                         mailbox: wire,
@@ -285,6 +295,9 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     out,
                 );
             }
+        }
+        if request.lsub {
+            lsub_parents(&subscriptions, &patterns, out);
         }
         Done::ok(done)
     }
@@ -310,7 +323,18 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 return Done::no(code, text);
             }
         };
-        let values = status_values(items, &status);
+        let size = if items.contains(&StatusItem::Size) {
+            match login.store.folder_size(&name).await {
+                Ok(size) => size,
+                Err(err) => {
+                    let (code, text) = store_error(&err);
+                    return Done::no(code, text);
+                }
+            }
+        } else {
+            0
+        };
+        let values = status_values(items, &status, size);
         emit(
             &Response::Data(Data::Status {
                 mailbox: wire_name(&name),
@@ -321,43 +345,61 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         Done::ok("STATUS completed")
     }
 
-    pub(crate) async fn append(
-        &mut self,
-        arg: &MailboxArg,
-        flags: &[Flag],
-        date: Option<i64>,
-        message: &[u8],
-    ) -> Done {
+    /// APPEND and MULTIAPPEND (RFC 3502): all messages or none. Messages
+    /// are appended one by one; if one fails, those already appended are
+    /// expunged again before the NO.
+    pub(crate) async fn append(&mut self, arg: &MailboxArg, messages: &[AppendMessage]) -> Done {
         let name = match folder_name(arg) {
             Ok(name) => name,
             Err(text) => return Done::no(Some(Code::Cannot), text),
         };
-        let flags = match flags_in(flags) {
-            Ok(flags) => flags,
-            Err(text) => return Done::bad(text),
-        };
-        if message.is_empty() {
-            return Done::no(None, "Empty message");
+        let mut prepared = Vec::with_capacity(messages.len());
+        for m in messages {
+            let flags = match flags_in(&m.flags) {
+                Ok(flags) => flags,
+                Err(text) => return Done::bad(text),
+            };
+            if m.message.is_empty() {
+                return Done::no(None, "Empty message");
+            }
+            prepared.push((flags, m.date, m.message.as_slice()));
         }
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
-        match login.store.append(&name, message, &flags, date).await {
-            Ok(outcome) => Done {
-                kind: StatusKind::Ok,
-                code: Some(Code::AppendUid {
-                    uid_validity: outcome.uid_validity.0,
-                    uid: outcome.uid.0,
-                }),
-                text: "APPEND completed",
-            },
-            Err(err) if err.kind == mail_store::StoreErrorKind::NotFound => {
-                Done::no(Some(Code::TryCreate), "No such mailbox")
+        let mut uids = Vec::with_capacity(prepared.len());
+        let mut uid_validity = 0;
+        for (flags, date, message) in prepared {
+            match login.store.append(&name, message, &flags, date).await {
+                Ok(outcome) => {
+                    uid_validity = outcome.uid_validity.0;
+                    uids.push(outcome.uid);
+                }
+                Err(err) => {
+                    if !uids.is_empty() {
+                        let undone = match login.store.open_folder(&name, false).await {
+                            Ok(mut folder) => folder.expunge(&uids).await.map(|_| ()),
+                            Err(err) => Err(err),
+                        };
+                        if let Err(undo) = undone {
+                            tracing::warn!(session = self.conn.session_id, error = %undo, "cannot undo a partial MULTIAPPEND");
+                        }
+                    }
+                    if err.kind == mail_store::StoreErrorKind::NotFound {
+                        return Done::no(Some(Code::TryCreate), "No such mailbox");
+                    }
+                    let (code, text) = store_error(&err);
+                    return Done::no(code, text);
+                }
             }
-            Err(err) => {
-                let (code, text) = store_error(&err);
-                Done::no(code, text)
-            }
+        }
+        Done {
+            kind: StatusKind::Ok,
+            code: Some(Code::AppendUid {
+                uid_validity,
+                uids: uids.iter().map(|u| u.0).collect(),
+            }),
+            text: "APPEND completed",
         }
     }
 
@@ -390,11 +432,12 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     }
 }
 
-/// The requested STATUS counters.
-fn status_values(items: &[StatusItem], status: &MailboxStatus) -> Vec<StatusValue> {
+/// The requested STATUS counters; `size` is the folder's size if SIZE was asked for.
+fn status_values(items: &[StatusItem], status: &MailboxStatus, size: u64) -> Vec<StatusValue> {
     items
         .iter()
         .map(|item| match item {
+            StatusItem::Size => StatusValue::Size(size),
             StatusItem::Messages => StatusValue::Messages(status.messages),
             StatusItem::Recent => StatusValue::Recent(status.recent),
             StatusItem::UidNext => StatusValue::UidNext(status.uid_next.0),
@@ -412,6 +455,39 @@ fn special_attribute(special: SpecialUse) -> ListAttribute {
         SpecialUse::Trash => ListAttribute::Trash,
         SpecialUse::Junk => ListAttribute::Junk,
         SpecialUse::Archive => ListAttribute::Archive,
+    }
+}
+
+/// RFC 3501 §6.3.9: when `%` stops a pattern above a subscribed name, the
+/// level it stops at is returned as `\\Noselect` unless it is subscribed itself.
+fn lsub_parents(subscriptions: &[FolderName], patterns: &[Vec<u8>], out: &mut Vec<u8>) {
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let separator = HIERARCHY_SEPARATOR.to_string();
+    for name in subscriptions {
+        let full = wire_name(name);
+        let levels: Vec<&str> = name.levels().collect();
+        for depth in 1..levels.len() {
+            let Ok(parent) = FolderName::new(&levels[..depth].join(&separator)) else {
+                continue;
+            };
+            let wire = wire_name(&parent);
+            // Only where a pattern stops at the parent without reaching the name.
+            let cut_here = patterns.iter().any(|p| {
+                list_match(p, &wire, parent.is_inbox()) && !list_match(p, &full, name.is_inbox())
+            });
+            if !cut_here || subscriptions.contains(&parent) || sent.contains(&wire) {
+                continue;
+            }
+            emit(
+                &Response::Data(Data::Lsub {
+                    attributes: vec![ListAttribute::Noselect],
+                    delimiter: Some(HIERARCHY_SEPARATOR as u8),
+                    mailbox: wire.clone(),
+                }),
+                out,
+            );
+            sent.push(wire);
+        }
     }
 }
 

@@ -12,5 +12,5 @@ mod search;
 mod store;
 
 pub(crate) use folders::FolderOp;
-pub(crate) use search::SearchRequest;
 pub(crate) use mailbox::ListRequest;
+pub(crate) use search::SearchRequest;

@@ -11,7 +11,7 @@
 //! text parts, decoded by mail-parser), so `BODY café` finds a
 //! quoted-printable ISO-8859-1 body.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use account_auth::Authenticator;
 use imap_protocol::datetime::days_from_civil;
@@ -46,7 +46,7 @@ struct Candidate<'a> {
     meta: &'a MessageMeta,
     bytes: Option<&'a [u8]>,
     /// Decoded text, built on first use by a text key.
-    decoded: OnceCell<Decoded>,
+    decoded: OnceLock<Decoded>,
     largest_seq: u32,
     largest_uid: u32,
 }
@@ -104,7 +104,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 seq: i as u32 + 1,
                 meta,
                 bytes: bytes.as_deref(),
-                decoded: OnceCell::new(),
+                decoded: OnceLock::new(),
                 largest_seq,
                 largest_uid,
             };
