@@ -7,6 +7,7 @@
 mod harness;
 
 mod accounts;
+mod compress;
 mod config_errors;
 mod deploy;
 mod dev_mode;

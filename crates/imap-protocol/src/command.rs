@@ -418,6 +418,8 @@ pub enum CommandBody {
     Close,
     /// `UNSELECT` (RFC 3691)
     Unselect,
+    /// `COMPRESS mechanism` (RFC 4978); only `DEFLATE` is supported.
+    Compress(String),
     /// `EXPUNGE`
     Expunge,
     /// `UID EXPUNGE set` (RFC 4315)
@@ -511,6 +513,7 @@ impl CommandBody {
             CommandBody::Check => "CHECK",
             CommandBody::Close => "CLOSE",
             CommandBody::Unselect => "UNSELECT",
+            CommandBody::Compress(_) => "COMPRESS",
             CommandBody::Expunge => "EXPUNGE",
             CommandBody::UidExpunge(_) => "UID EXPUNGE",
             CommandBody::Search { uid: false, .. } => "SEARCH",

@@ -81,6 +81,11 @@ impl Receiver {
         self.framer.pending_input()
     }
 
+    /// Takes the received bytes not consumed yet (see [`Framer::take_unconsumed`]).
+    pub fn take_unconsumed(&mut self) -> Vec<u8> {
+        self.framer.take_unconsumed()
+    }
+
     /// The next event, or `None` if more input is needed.
     pub fn next_event(&mut self, limits: &Limits) -> Option<Event> {
         match self.expect {

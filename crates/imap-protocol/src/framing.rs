@@ -168,6 +168,16 @@ impl Framer {
         self.input.len() - self.pos
     }
 
+    /// Takes every received byte not consumed yet, leaving the framer empty.
+    /// Used when the byte stream changes meaning between commands (COMPRESS,
+    /// RFC 4978: what follows the command is compressed).
+    pub fn take_unconsumed(&mut self) -> Vec<u8> {
+        let rest = self.input.split_off(self.pos);
+        self.input.clear();
+        self.pos = 0;
+        rest
+    }
+
     /// Whether the framer is between commands (no partial command buffered).
     pub fn is_idle(&self) -> bool {
         self.command.is_empty() && self.state == State::Line { len: 0 }

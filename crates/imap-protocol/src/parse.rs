@@ -133,6 +133,12 @@ fn command_parser(name: &[u8]) -> Option<ArgParser> {
         b"CHECK" => |i| Ok((i, CommandBody::Check)),
         b"CLOSE" => |i| Ok((i, CommandBody::Close)),
         b"UNSELECT" => |i| Ok((i, CommandBody::Unselect)),
+        b"COMPRESS" => |i| {
+            map(preceded(sp, atom), |m: &[u8]| {
+                CommandBody::Compress(String::from_utf8_lossy(m).to_ascii_uppercase())
+            })
+            .parse(i)
+        },
         b"EXPUNGE" => |i| Ok((i, CommandBody::Expunge)),
         b"IDLE" => |i| Ok((i, CommandBody::Idle)),
         b"NAMESPACE" => |i| Ok((i, CommandBody::Namespace)),

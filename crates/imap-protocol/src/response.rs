@@ -88,6 +88,8 @@ pub enum Capability {
     Namespace,
     /// `UNSELECT` (RFC 3691)
     Unselect,
+    /// `COMPRESS=DEFLATE` (RFC 4978)
+    CompressDeflate,
     /// `ID` (RFC 2971)
     Id,
     /// `ENABLE` (RFC 5161)
@@ -150,6 +152,8 @@ pub enum Code {
     Nonexistent,
     AlreadyExists,
     Cannot,
+    /// `COMPRESSIONACTIVE` (RFC 4978): compression is already on.
+    CompressionActive,
     Limit,
     ClientBug,
     ServerBug,

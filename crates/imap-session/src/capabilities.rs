@@ -43,6 +43,7 @@ pub(crate) fn post_login(config: &ImapConfig) -> Vec<Capability> {
         Capability::Quota,
         Capability::QuotaResStorage,
         Capability::QuotaResMessage,
+        Capability::CompressDeflate,
         Capability::AppendLimit(config.max_literal),
     ]
 }

@@ -57,6 +57,7 @@ const TABLE: &[(&str, States, bool)] = &[
     ("GETQUOTA", States::AUTH_OR_SELECTED, true),
     ("GETQUOTAROOT", States::AUTH_OR_SELECTED, true),
     ("IDLE", States::AUTH_OR_SELECTED, true),
+    ("COMPRESS", States::AUTH_OR_SELECTED, false),
     ("CHECK", States::SELECTED, true),
     ("CLOSE", States::SELECTED, false),
     ("UNSELECT", States::SELECTED, false),
@@ -134,6 +135,7 @@ mod tests {
             "ENABLE",
             "GETQUOTA",
             "GETQUOTAROOT",
+            "COMPRESS",
         ];
         for name in names {
             assert_ne!(meta(name).allowed, States(0), "{name}");

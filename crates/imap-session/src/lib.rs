@@ -127,6 +127,19 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     state: State<S>,
     /// The tag of a running IDLE command.
     idle: Option<Tag>,
+    /// COMPRESS=DEFLATE (RFC 4978) is on, or about to be.
+    compression: Compression,
+}
+
+/// Where the session stands with COMPRESS=DEFLATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    /// Plain bytes.
+    Off,
+    /// COMPRESS was accepted; the driver must switch after writing its OK.
+    Starting,
+    /// Both directions are compressed.
+    On,
 }
 
 /// The tagged completion of a handler.
@@ -174,6 +187,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             config,
             conn,
             receiver: Receiver::new(),
+            compression: Compression::Off,
             state: State::new(),
             idle: None,
         }
@@ -272,11 +286,41 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         self.state = state.apply(transition);
     }
 
+    /// COMPRESS (RFC 4978): only DEFLATE; a second COMPRESS is refused.
+    fn compress(&mut self, mechanism: &str) -> Done {
+        if self.compression != Compression::Off {
+            return Done::no(Some(Code::CompressionActive), "DEFLATE is already active");
+        }
+        if mechanism != "DEFLATE" {
+            return Done::bad("Unknown compression mechanism; DEFLATE is supported");
+        }
+        self.compression = Compression::Starting;
+        Done::ok("DEFLATE active")
+    }
+
+    /// After a `process` call that accepted COMPRESS, returns once the input
+    /// received after the command (already compressed, so not for the
+    /// parser): from now on the driver deflates everything it writes and
+    /// inflates everything it reads before [`Self::enqueue_input`]. Call it
+    /// after writing that call's output; `None` otherwise.
+    pub fn take_compression_start(&mut self) -> Option<Vec<u8>> {
+        if self.compression != Compression::Starting {
+            return None;
+        }
+        self.compression = Compression::On;
+        Some(self.receiver.take_unconsumed())
+    }
+
     /// Handles at most one complete buffered command (or emits a `+`
     /// continuation request for a synchronising literal), appending output to `out`.
     pub async fn process(&mut self, out: &mut Vec<u8>) -> Next {
         if matches!(self.state, State::Logout) {
             return Next::Close;
+        }
+        if self.compression == Compression::Starting {
+            // The bytes after COMPRESS are compressed: nothing more is parsed
+            // until the driver has taken them (take_compression_start).
+            return Next::NeedInput;
         }
         let limits = self.limits();
         let Some(event) = self.receiver.next_event(&limits) else {
@@ -427,6 +471,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             C::Id(_) => self.id(out),
             C::Enable(caps) => self.enable(&caps, out),
             C::Namespace => self.namespace(out),
+            C::Compress(mechanism) => self.compress(&mechanism),
             C::Login { username, password } => {
                 return self.login(tag, &username, &password, out).await;
             }

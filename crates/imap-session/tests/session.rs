@@ -1231,3 +1231,42 @@ async fn multiappend_is_all_or_nothing() {
     assert!(out.starts_with("b NO [OVERQUOTA]"), "{out}");
     assert_eq!(store.message_count(USER, "INBOX"), 3);
 }
+
+/// COMPRESS=DEFLATE (RFC 4978): advertised after login only, DEFLATE only,
+/// and the bytes pipelined after the command are handed to the driver
+/// untouched (they are compressed), never parsed.
+#[tokio::test]
+async fn compress_deflate_hands_over_the_stream() {
+    let (_store, _auth, mut s) = setup();
+    let mut out = Vec::new();
+    s.greeting(&mut out);
+    assert!(!String::from_utf8_lossy(&out).contains("COMPRESS=DEFLATE"));
+    let r = send(&mut s, "c0 COMPRESS DEFLATE\r\n").await;
+    assert!(r.starts_with("c0 BAD"), "{r}");
+    assert!(s.take_compression_start().is_none());
+
+    let (_store, _auth, mut s) = logged_in().await;
+    let r = send(&mut s, "c1 CAPABILITY\r\n").await;
+    assert!(r.contains(" COMPRESS=DEFLATE"), "{r}");
+    let r = send(&mut s, "c2 COMPRESS LZW\r\n").await;
+    assert!(r.starts_with("c2 BAD"), "{r}");
+    assert!(s.take_compression_start().is_none());
+
+    // The command and compressed bytes arrive in one read.
+    s.enqueue_input(b"c3 COMPRESS DEFLATE\r\n\x78\x9c\x00\x01");
+    let mut out = Vec::new();
+    assert_eq!(s.process(&mut out).await, Next::Continue);
+    assert_eq!(String::from_utf8_lossy(&out), "c3 OK DEFLATE active\r\n");
+    // Until the driver takes the stream over, nothing more is parsed.
+    let mut more = Vec::new();
+    assert_eq!(s.process(&mut more).await, Next::NeedInput);
+    assert!(more.is_empty());
+    assert_eq!(
+        s.take_compression_start().as_deref(),
+        Some(&b"\x78\x9c\x00\x01"[..])
+    );
+    assert!(s.take_compression_start().is_none(), "handed over once");
+
+    let r = send(&mut s, "c4 COMPRESS DEFLATE\r\n").await;
+    assert_eq!(r, "c4 NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n");
+}

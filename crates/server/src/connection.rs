@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::compress::Deflate;
 use crate::governance::PreAuthGuard;
 use crate::listener::ProtocolCounters;
 
@@ -58,6 +59,12 @@ pub trait ProtocolSession: Send {
     /// changes (same-process changes at once; others within the store's
     /// polling interval). The periodic wake-up stays as the fallback.
     fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
+        None
+    }
+    /// After a `process` call: `Some(bytes already received after the
+    /// command)` once the session has accepted COMPRESS=DEFLATE; from then on
+    /// both directions are compressed.
+    fn take_compression_start(&mut self) -> Option<Vec<u8>> {
         None
     }
     /// Lets an idling session look for changes and report them.
@@ -149,11 +156,19 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let output_stall = limits.output_stall;
+    // COMPRESS=DEFLATE, once the session turns it on.
+    let mut deflate: Option<Deflate> = None;
     let mut out = Vec::with_capacity(4096);
     session.greeting(&mut out);
-    if write_out(stream, &mut out, output_stall, limits.counters)
-        .await
-        .is_err()
+    if write_out(
+        stream,
+        &mut out,
+        output_stall,
+        limits.counters,
+        deflate.as_mut(),
+    )
+    .await
+    .is_err()
     {
         return CloseReason::SocketError;
     }
@@ -163,11 +178,24 @@ where
         // each command's output before the next is looked at.
         loop {
             let next = session.process(&mut out).await;
-            if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
+            if let Err(reason) = write_out(
+                stream,
+                &mut out,
+                output_stall,
+                limits.counters,
+                deflate.as_mut(),
+            )
+            .await
+            {
                 return reason;
             }
             if preauth.is_registered() && session.authenticated() {
                 preauth.release();
+            }
+            if let Some(rest) = session.take_compression_start() {
+                let mut d = Deflate::new();
+                d.push_compressed(&rest);
+                deflate = Some(d);
             }
             match next {
                 Next::NeedInput => break,
@@ -175,6 +203,28 @@ where
                 Next::Close => {
                     let _ = stream.shutdown().await;
                     return CloseReason::SessionEnd;
+                }
+            }
+        }
+        // Compressed input already received is inflated piece by piece and
+        // handed to the session before anything more is read.
+        if let Some(d) = deflate.as_mut()
+            && d.has_pending()
+        {
+            let before = d.pending_len();
+            match d.inflate_chunk() {
+                Err(_) => {
+                    let _ = stream.shutdown().await;
+                    return CloseReason::SocketError;
+                }
+                Ok(plain) => {
+                    let stalled = d.stalled(&plain, before);
+                    if !plain.is_empty() {
+                        session.enqueue_input(&plain);
+                    }
+                    if !stalled {
+                        continue;
+                    }
                 }
             }
         }
@@ -197,7 +247,7 @@ where
                 biased;
                 _ = shutdown.cancelled() => {
                     session.shutdown(&mut out);
-                    let _ = write_out(stream, &mut out, output_stall, limits.counters).await;
+                    let _ = write_out(stream, &mut out, output_stall, limits.counters, deflate.as_mut()).await;
                     let _ = stream.shutdown().await;
                     return CloseReason::Shutdown;
                 }
@@ -208,13 +258,13 @@ where
                 r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
                 _ = changed_or_never(watcher.as_mut()) => {
                     session.wakeup(&mut out).await;
-                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
+                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters, deflate.as_mut()).await {
                         return reason;
                     }
                 }
                 _ = sleep_or_never(wake) => {
                     session.wakeup(&mut out).await;
-                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters).await {
+                    if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters, deflate.as_mut()).await {
                         return reason;
                     }
                 }
@@ -235,7 +285,10 @@ where
                     .counters
                     .bytes_in
                     .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                session.enqueue_input(&buf[..n]);
+                match deflate.as_mut() {
+                    Some(d) => d.push_compressed(&buf[..n]),
+                    None => session.enqueue_input(&buf[..n]),
+                }
             }
             Ok(Err(_)) => return CloseReason::SocketError,
         }
@@ -261,6 +314,7 @@ async fn write_out<T>(
     out: &mut Vec<u8>,
     stall: Duration,
     counters: &ProtocolCounters,
+    deflate: Option<&mut Deflate>,
 ) -> Result<(), CloseReason>
 where
     T: AsyncWrite + Unpin,
@@ -271,8 +325,10 @@ where
     counters
         .bytes_out
         .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let compressed = deflate.map(|d| d.compress(out));
+    let wire: &[u8] = compressed.as_deref().unwrap_or(out);
     let result = tokio::time::timeout(stall, async {
-        stream.write_all(out).await?;
+        stream.write_all(wire).await?;
         stream.flush().await
     })
     .await;

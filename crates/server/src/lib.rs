@@ -16,6 +16,7 @@
 
 pub mod certs;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod connection;
 pub mod dev;

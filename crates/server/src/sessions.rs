@@ -159,6 +159,9 @@ macro_rules! forward_protocol_session {
         fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
             self.0.idle_watcher()
         }
+        fn take_compression_start(&mut self) -> Option<Vec<u8>> {
+            self.0.take_compression_start()
+        }
     };
     (@idle pop3_session) => {};
 }
