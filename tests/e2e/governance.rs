@@ -90,3 +90,45 @@ async fn prelogin_time_limit_is_total() {
     authed.send(b"a2 NOOP\r\n").await;
     assert!(String::from_utf8_lossy(&authed.until_tagged("a2").await).contains("a2 OK"));
 }
+
+/// `[limits] max_sessions_per_account`: the next login gets `NO [LIMIT]`
+/// until a session of that account ends.
+#[tokio::test]
+async fn sessions_per_account_are_capped() {
+    let server = TestServer::start_with_limits("max_sessions_per_account = 2\n");
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let mut c = Client::connect(server.imaps, &server.ca).await;
+        c.line().await;
+        c.send(format!("a{i} LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+            .await;
+        let r = String::from_utf8_lossy(&c.until_tagged(&format!("a{i}")).await).to_string();
+        if i < 2 {
+            assert!(r.contains(&format!("a{i} OK")), "{r}");
+        } else {
+            assert!(
+                r.contains("a2 NO [LIMIT] Too many sessions for this account"),
+                "{r}"
+            );
+        }
+        open.push(c);
+    }
+    let mut first = open.remove(0);
+    first.send(b"z LOGOUT\r\n").await;
+    first.until_tagged("z").await;
+    assert!(first.rest().await.is_empty());
+    // The refused client may retry on the same connection once a place is free.
+    let refused = open.last_mut().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        refused
+            .send(format!("r LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+            .await;
+        let r = String::from_utf8_lossy(&refused.until_tagged("r").await).to_string();
+        if r.contains("r OK") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -20,6 +20,7 @@ pub mod password;
 pub mod pool;
 pub mod query;
 pub mod sasl;
+pub mod sessions;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;

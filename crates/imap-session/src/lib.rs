@@ -58,13 +58,16 @@ use crate::commands::FolderOp;
 use crate::state::{State, Transition};
 
 /// Session limits and policy, from the server configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ImapConfig {
     /// APPENDLIMIT (RFC 7889): the largest message APPEND accepts; larger
     /// ones get `NO [TOOBIG]` before any `+`.
     pub max_literal: u64,
     /// Failed logins before the connection is closed.
     pub max_auth_failures: u32,
+    /// Logged-in sessions per account (`None`: unlimited); over it, LOGIN
+    /// answers `NO [LIMIT]`.
+    pub session_limits: Option<Arc<account_auth::sessions::SessionLimits>>,
     /// Longest command line before login (limits what an anonymous peer may make us buffer).
     pub line_limit_pre_auth: usize,
     /// Longest command line (and non-APPEND command) after login.
@@ -76,6 +79,7 @@ impl Default for ImapConfig {
         ImapConfig {
             max_literal: 50 * 1024 * 1024,
             max_auth_failures: 3,
+            session_limits: None,
             line_limit_pre_auth: 8 * 1024,
             line_limit_post_auth: 64 * 1024,
         }
@@ -129,6 +133,8 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     idle: Option<Tag>,
     /// COMPRESS=DEFLATE (RFC 4978) is on, or about to be.
     compression: Compression,
+    /// This session's place among its account's sessions, once logged in.
+    account_slot: Option<account_auth::sessions::SessionSlot>,
 }
 
 /// Where the session stands with COMPRESS=DEFLATE.
@@ -188,6 +194,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             conn,
             receiver: Receiver::new(),
             compression: Compression::Off,
+            account_slot: None,
             state: State::new(),
             idle: None,
         }

@@ -1270,3 +1270,25 @@ async fn compress_deflate_hands_over_the_stream() {
     let r = send(&mut s, "c4 COMPRESS DEFLATE\r\n").await;
     assert_eq!(r, "c4 NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n");
 }
+
+/// Sessions per account: over the limit LOGIN answers `NO [LIMIT]`; a
+/// closed session frees its place.
+#[tokio::test]
+async fn sessions_per_account_are_limited() {
+    let limits = account_auth::sessions::SessionLimits::new(1);
+    let config = ImapConfig {
+        session_limits: Some(limits.clone()),
+        ..ImapConfig::default()
+    };
+    let (store, auth, mut first) = setup_with(config.clone());
+    let r = send(&mut first, "a LOGIN alice@example.org secret\r\n").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let mut second = new_session(&store, &auth, config.clone());
+    let r = send(&mut second, "b LOGIN alice@example.org secret\r\n").await;
+    assert_eq!(r, "b NO [LIMIT] Too many sessions for this account\r\n");
+    assert_eq!(second.user(), None);
+    drop(first);
+    let r = send(&mut second, "c LOGIN alice@example.org secret\r\n").await;
+    assert!(r.starts_with("c OK"), "{r}");
+    assert_eq!(limits.open_sessions("alice@example.org"), 1);
+}

@@ -348,6 +348,9 @@ pub struct LimitsConfig {
     /// at the cap the oldest is closed to make room.
     #[serde(default = "default_max_prelogin_per_address")]
     pub max_prelogin_per_address: usize,
+    /// Logged-in IMAP sessions per account; more get `NO [LIMIT]` at login.
+    #[serde(default = "default_max_sessions_per_account")]
+    pub max_sessions_per_account: usize,
     /// Seconds from connect to a successful login, in total (not reset by
     /// each byte, so a slowloris client cannot hold a slot forever).
     #[serde(default = "default_prelogin_timeout")]
@@ -361,6 +364,7 @@ impl Default for LimitsConfig {
             output_stall_secs: default_output_stall(),
             shutdown_grace_secs: default_shutdown_grace(),
             max_prelogin_per_address: default_max_prelogin_per_address(),
+            max_sessions_per_account: default_max_sessions_per_account(),
             prelogin_timeout_secs: default_prelogin_timeout(),
         }
     }
@@ -418,6 +422,9 @@ fn default_shutdown_grace() -> u64 {
 }
 fn default_max_prelogin_per_address() -> usize {
     10
+}
+fn default_max_sessions_per_account() -> usize {
+    16
 }
 fn default_prelogin_timeout() -> u64 {
     60
@@ -517,6 +524,11 @@ impl Config {
         if self.limits.max_prelogin_per_address == 0 {
             return Err(ConfigError(
                 "[limits] max_prelogin_per_address: must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_sessions_per_account == 0 {
+            return Err(ConfigError(
+                "[limits] max_sessions_per_account: must be at least 1".into(),
             ));
         }
         if self.limits.prelogin_timeout_secs == 0 {

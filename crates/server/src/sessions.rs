@@ -30,6 +30,9 @@ impl ImapFactory {
         let config = imap_session::ImapConfig {
             max_literal: cfg.imaps.append_limit,
             max_auth_failures: cfg.auth.max_failures_per_session,
+            session_limits: Some(account_auth::sessions::SessionLimits::new(
+                cfg.limits.max_sessions_per_account,
+            )),
             ..imap_session::ImapConfig::default()
         };
         Self {

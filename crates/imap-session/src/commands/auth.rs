@@ -174,6 +174,28 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         };
         match self.auth.authenticate(&attempt).await {
             Ok(account) => {
+                let slot = match &self.config.session_limits {
+                    None => None,
+                    Some(limits) => match limits.acquire(&account.login) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            tracing::warn!(
+                                peer = %self.conn.peer, user = %account.login, session = self.conn.session_id,
+                                "login refused: too many sessions for this account"
+                            );
+                            emit(
+                                &Status::tagged(
+                                    tag.clone(),
+                                    StatusKind::No,
+                                    Some(Code::Limit),
+                                    "Too many sessions for this account",
+                                ),
+                                out,
+                            );
+                            return;
+                        }
+                    },
+                };
                 let location = AccountLocation {
                     login: account.login.clone(),
                     location: account.mail_location.clone(),
@@ -190,6 +212,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                             peer = %self.conn.peer, user = %account.login, session = self.conn.session_id,
                             tls = %self.conn.tls, mechanism = mechanism.as_str(), "login succeeded"
                         );
+                        self.account_slot = slot;
                         self.transition(Transition::LoggedIn(Login {
                             login: account.login,
                             store,
