@@ -49,3 +49,73 @@ fn imap_notice_says_use_993_and_closes() {
         "credentials must never be read or logged"
     );
 }
+
+/// Each hit is recorded, and `coffre legacy-report` lists who still comes.
+#[test]
+fn hits_are_recorded_and_reported() {
+    let hits_dir = tempfile::tempdir().unwrap();
+    let hits = hits_dir.path().join("legacy-hits.tsv");
+    let hits_line = format!(
+        "[legacy_notice]\nhits_file = {:?}\n",
+        hits.display().to_string()
+    );
+    let server = TestServer::start_custom("", |text| text.replace("[legacy_notice]\n", &hits_line));
+    for addr in [server.notice_imap, server.notice_imap, server.notice_pop3] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        assert!(got.contains("is closed: use"), "{got}");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::fs::read_to_string(&hits)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "hits not recorded");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run_coffre(
+        &[
+            "legacy-report",
+            "--config",
+            server.config.to_str().unwrap(),
+            "--days",
+            "1",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[..3], &["127.0.0.1", "imap,pop3", "3"], "{report}");
+}
+
+/// After the cut-off date the notice ports close without a word.
+#[test]
+fn past_the_cut_off_the_port_just_closes() {
+    let server = TestServer::start_custom("", |text| {
+        text.replace(
+            "[legacy_notice]\n",
+            "[legacy_notice]\nrefuse_after = \"2020-01-01\"\n",
+        )
+    });
+    for addr in [server.notice_imap, server.notice_pop3] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    }
+    assert!(server.log().contains("past the cut-off date"));
+}

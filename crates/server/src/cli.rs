@@ -38,6 +38,49 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// List the addresses still using the plaintext notice ports (143/110).
+    LegacyReport(LegacyReportArgs),
+}
+
+/// `legacy-report` options.
+#[derive(Debug, Args)]
+pub struct LegacyReportArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The period, in days back from now.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+}
+
+/// Prints the legacy-port report for a configuration.
+pub fn run_legacy_report(args: &LegacyReportArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config.config)?;
+    let Some(path) = &cfg.legacy_notice.hits_file else {
+        bail!("[legacy_notice] hits_file is not set: hits are not being recorded");
+    };
+    let since = crate::legacy::since_days(args.days);
+    let list = crate::legacy::report(path, &since)
+        .with_context(|| format!("[legacy_notice] hits_file: cannot read {}", path.display()))?;
+    if list.is_empty() {
+        println!("No plaintext IMAP/POP3 connections since {since}.");
+        return Ok(());
+    }
+    println!("Addresses still using the plaintext ports since {since} (most recent first):");
+    println!(
+        "{:<40} {:<10} {:>6}  {:<20}  {:<20}",
+        "address", "protocols", "hits", "first", "last"
+    );
+    for u in list {
+        println!(
+            "{:<40} {:<10} {:>6}  {:<20}  {:<20}",
+            u.address,
+            u.protocols.join(","),
+            u.hits,
+            u.first,
+            u.last
+        );
+    }
+    Ok(())
 }
 
 /// `--config PATH`

@@ -328,6 +328,14 @@ pub struct LegacyNoticeConfig {
     /// Plaintext POP3 addresses (e.g. `0.0.0.0:110`) that only say "use 995".
     #[serde(default)]
     pub pop3: Vec<String>,
+    /// Append every hit (time, protocol, address) to this file, for
+    /// `coffre legacy-report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hits_file: Option<PathBuf>,
+    /// The cut-off date (`YYYY-MM-DD`, UTC): from the next day on, the notice
+    /// ports close connections without a word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_after: Option<String>,
 }
 
 /// `[limits]`
@@ -448,6 +456,8 @@ pub struct Validated {
     pub notice_pop3: Vec<SocketAddr>,
     /// Metrics address, if enabled.
     pub metrics: Option<SocketAddr>,
+    /// The legacy cut-off date, if set.
+    pub refuse_after: Option<crate::legacy::Date>,
     /// Certificate path.
     pub cert: PathBuf,
     /// Key path.
@@ -482,6 +492,14 @@ impl Config {
         let pop3s = parse_addrs("[pop3s] listen", &self.pop3s.listen)?;
         let notice_imap = parse_addrs("[legacy_notice] imap", &self.legacy_notice.imap)?;
         let notice_pop3 = parse_addrs("[legacy_notice] pop3", &self.legacy_notice.pop3)?;
+        let refuse_after = match &self.legacy_notice.refuse_after {
+            Some(d) => Some(crate::legacy::Date::parse(d).ok_or_else(|| {
+                ConfigError(format!(
+                    "[legacy_notice] refuse_after: {d:?} is not a date (YYYY-MM-DD)"
+                ))
+            })?),
+            None => None,
+        };
         let metrics = match &self.metrics.listen {
             Some(a) => parse_addrs("[metrics] listen", std::slice::from_ref(a))?
                 .into_iter()
@@ -570,6 +588,7 @@ impl Config {
             notice_imap,
             notice_pop3,
             metrics,
+            refuse_after,
             cert,
             key,
         })

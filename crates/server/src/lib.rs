@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod dev;
 pub mod governance;
+pub mod legacy;
 pub mod listener;
 pub mod metrics;
 mod sessions;
@@ -42,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::config::Validated;
-use crate::listener::{Counters, Protocol, Shared, serve_notice, serve_tls};
+use crate::listener::{Counters, NoticeSettings, Protocol, Shared, serve_notice, serve_tls};
 use crate::sessions::{ImapFactory, Pop3Factory};
 
 /// A started server: where it listens, and how to wait for it.
@@ -125,6 +126,16 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     let notice_pop3 = bind_all(&cfg.notice_pop3, "[legacy_notice] pop3").await?;
     let metrics = bind_all(cfg.metrics.as_slice(), "[metrics] listen").await?;
 
+    let notice = NoticeSettings {
+        protocol: Protocol::Imaps,
+        hit_log: cfg
+            .config
+            .legacy_notice
+            .hits_file
+            .clone()
+            .map(|p| Arc::new(legacy::HitLog::new(p))),
+        refuse_after: cfg.refuse_after,
+    };
     let tracker = TaskTracker::new();
     let counters = Arc::new(Counters::default());
     let permits = Arc::new(Semaphore::new(cfg.config.limits.max_connections));
@@ -188,7 +199,10 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     for l in notice_imap {
         tracker.spawn(serve_notice(
             l,
-            Protocol::Imaps,
+            NoticeSettings {
+                protocol: Protocol::Imaps,
+                ..notice.clone()
+            },
             shutdown.clone(),
             tracker.clone(),
             counters.clone(),
@@ -209,7 +223,10 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     for l in notice_pop3 {
         tracker.spawn(serve_notice(
             l,
-            Protocol::Pop3s,
+            NoticeSettings {
+                protocol: Protocol::Pop3s,
+                ..notice.clone()
+            },
             shutdown.clone(),
             tracker.clone(),
             counters.clone(),

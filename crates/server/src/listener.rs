@@ -256,15 +256,28 @@ pub fn notice_line(protocol: Protocol) -> &'static [u8] {
     }
 }
 
+/// What a notice listener does besides writing its line.
+#[derive(Clone)]
+pub struct NoticeSettings {
+    /// Which protocol's notice.
+    pub protocol: Protocol,
+    /// Where hits are recorded for `coffre legacy-report`, if anywhere.
+    pub hit_log: Option<Arc<crate::legacy::HitLog>>,
+    /// From the day after this date on, connections are closed without the
+    /// notice (the cut-off: the old port is gone for good).
+    pub refuse_after: Option<crate::legacy::Date>,
+}
+
 /// A refuse-only plaintext listener: on connect it writes one line, then
 /// closes without reading anything, so no credential is ever read in clear.
 pub async fn serve_notice(
     listener: TcpListener,
-    protocol: Protocol,
+    settings: NoticeSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     counters: Arc<Counters>,
 ) {
+    let protocol = settings.protocol;
     // Notices are tiny, but a flood must still not make unbounded tasks.
     let permits = Arc::new(Semaphore::new(256));
     loop {
@@ -291,13 +304,31 @@ pub async fn serve_notice(
             Protocol::Imaps => "imap",
             Protocol::Pop3s => "pop3",
         };
-        info!(%peer, protocol = name, hits, "legacy plaintext connection refused with notice");
+        let cut_off = settings
+            .refuse_after
+            .is_some_and(|d| crate::legacy::Date::today() > d);
+        if cut_off {
+            info!(%peer, protocol = name, hits, "legacy plaintext connection closed (past the cut-off date)");
+        } else {
+            info!(%peer, protocol = name, hits, "legacy plaintext connection refused with notice");
+        }
+        let hit_log = settings.hit_log.clone();
         tracker.spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                socket.write_all(notice_line(protocol)).await?;
-                socket.shutdown().await
-            })
-            .await;
+            if let Some(log) = hit_log {
+                let ip = peer.ip();
+                let written = tokio::task::spawn_blocking(move || log.record(name, ip)).await;
+                if let Ok(Err(e)) = written {
+                    warn!(error = %e, "cannot record the legacy hit");
+                }
+            }
+            if !cut_off {
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    socket.write_all(notice_line(protocol)).await?;
+                    socket.shutdown().await
+                })
+                .await;
+            }
+            drop(socket);
             drop(permit);
         });
     }

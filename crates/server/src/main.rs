@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{hash}");
             Ok(())
         }
+        Command::LegacyReport(r) => coffre_server::cli::run_legacy_report(&r),
         Command::Db(DbCommand::Migrate(c)) => {
             let db = coffre_server::cli::open_accounts(&c.config).await?;
             db.migrate().await?;
