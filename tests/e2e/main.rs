@@ -7,6 +7,7 @@
 mod harness;
 
 mod accounts;
+mod autoconfig;
 mod compress;
 mod config_errors;
 mod deploy;

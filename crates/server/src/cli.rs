@@ -40,6 +40,16 @@ pub enum Command {
     Db(DbCommand),
     /// List the addresses still using the plaintext notice ports (143/110).
     LegacyReport(LegacyReportArgs),
+    /// Print the DNS records to publish (SRV for IMAPS/POP3S/submission, autoconfig names).
+    Dns(ConfigArg),
+}
+
+/// Prints the DNS records for the `[autoconfig]` section of a configuration.
+pub fn run_dns(args: &ConfigArg) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    let settings = cfg.autoconfig.settings()?;
+    print!("{}", crate::autoconfig::dns_records(&settings));
+    Ok(())
 }
 
 /// `legacy-report` options.

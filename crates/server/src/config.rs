@@ -44,12 +44,116 @@ pub struct Config {
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Client auto-configuration over HTTPS.
+    #[serde(default)]
+    pub autoconfig: AutoconfigConfig,
     /// Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[autoconfig]`: Thunderbird autoconfig, Outlook Autodiscover and Apple
+/// profiles over HTTPS (same certificate as IMAPS/POP3S); off unless
+/// `listen` is set. Also what `coffre dns` prints.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoconfigConfig {
+    /// HTTPS addresses (e.g. `0.0.0.0:443`); empty: off.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// The host name clients should connect to (in the certificate).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The mail domains served.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Name shown in clients.
+    #[serde(default = "default_display_name")]
+    pub display_name: String,
+    /// Public IMAPS port to advertise.
+    #[serde(default = "default_public_imaps")]
+    pub imaps_port: u16,
+    /// Public POP3S port to advertise.
+    #[serde(default = "default_public_pop3s")]
+    pub pop3s_port: u16,
+    /// SMTP submission host (implicit TLS); defaults to `hostname`.
+    #[serde(default)]
+    pub submission_host: Option<String>,
+    /// SMTP submission port (implicit TLS, RFC 8314).
+    #[serde(default = "default_submission_port")]
+    pub submission_port: u16,
+}
+
+impl Default for AutoconfigConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            hostname: None,
+            domains: Vec::new(),
+            display_name: default_display_name(),
+            imaps_port: default_public_imaps(),
+            pop3s_port: default_public_pop3s(),
+            submission_host: None,
+            submission_port: default_submission_port(),
+        }
+    }
+}
+
+impl AutoconfigConfig {
+    /// The settings to advertise, or why they are incomplete.
+    pub fn settings(&self) -> Result<crate::autoconfig::Settings, ConfigError> {
+        let hostname = self.hostname.clone().ok_or_else(|| {
+            ConfigError("[autoconfig] hostname: missing (the name clients connect to)".into())
+        })?;
+        if self.domains.is_empty() {
+            return Err(ConfigError(
+                "[autoconfig] domains: list the mail domains served".into(),
+            ));
+        }
+        for name in std::iter::once(&hostname)
+            .chain(&self.domains)
+            .chain(&self.submission_host)
+        {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !ok {
+                return Err(ConfigError(format!(
+                    "[autoconfig]: {name:?} is not a host name"
+                )));
+            }
+        }
+        Ok(crate::autoconfig::Settings {
+            submission_host: self
+                .submission_host
+                .clone()
+                .unwrap_or_else(|| hostname.clone()),
+            hostname,
+            domains: self.domains.clone(),
+            display_name: self.display_name.clone(),
+            imaps_port: self.imaps_port,
+            pop3s_port: self.pop3s_port,
+            submission_port: self.submission_port,
+        })
+    }
+}
+
+fn default_display_name() -> String {
+    "Mail".into()
+}
+fn default_public_imaps() -> u16 {
+    993
+}
+fn default_public_pop3s() -> u16 {
+    995
+}
+fn default_submission_port() -> u16 {
+    465
 }
 
 /// `[metrics]`: off unless an address is given.
@@ -456,6 +560,8 @@ pub struct Validated {
     pub notice_pop3: Vec<SocketAddr>,
     /// Metrics address, if enabled.
     pub metrics: Option<SocketAddr>,
+    /// Auto-configuration HTTPS addresses.
+    pub autoconfig: Vec<SocketAddr>,
     /// The legacy cut-off date, if set.
     pub refuse_after: Option<crate::legacy::Date>,
     /// Certificate path.
@@ -500,6 +606,10 @@ impl Config {
             })?),
             None => None,
         };
+        let autoconfig = parse_addrs("[autoconfig] listen", &self.autoconfig.listen)?;
+        if !autoconfig.is_empty() {
+            self.autoconfig.settings()?;
+        }
         let metrics = match &self.metrics.listen {
             Some(a) => parse_addrs("[metrics] listen", std::slice::from_ref(a))?
                 .into_iter()
@@ -589,6 +699,7 @@ impl Config {
             notice_pop3,
             metrics,
             refuse_after,
+            autoconfig,
             cert,
             key,
         })

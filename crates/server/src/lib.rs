@@ -14,6 +14,7 @@
 //! plaintext listeners are the legacy notices, which write one line and close.
 #![forbid(unsafe_code)]
 
+pub mod autoconfig;
 pub mod certs;
 pub mod cli;
 pub mod compress;
@@ -58,6 +59,8 @@ pub struct RunningServer {
     pub notice_pop3: Vec<SocketAddr>,
     /// Bound metrics address, if enabled.
     pub metrics: Option<SocketAddr>,
+    /// Bound auto-configuration (HTTPS) addresses.
+    pub autoconfig: Vec<SocketAddr>,
     /// Counters (connections, legacy hits).
     pub counters: Arc<Counters>,
     /// The TLS configuration, for reloads.
@@ -125,6 +128,7 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
     let notice_imap = bind_all(&cfg.notice_imap, "[legacy_notice] imap").await?;
     let notice_pop3 = bind_all(&cfg.notice_pop3, "[legacy_notice] pop3").await?;
     let metrics = bind_all(cfg.metrics.as_slice(), "[metrics] listen").await?;
+    let autoconfig_listeners = bind_all(&cfg.autoconfig, "[autoconfig] listen").await?;
 
     let notice = NoticeSettings {
         protocol: Protocol::Imaps,
@@ -183,8 +187,9 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
         notice_imap: local(&notice_imap)?,
         notice_pop3: local(&notice_pop3)?,
         metrics: local(&metrics)?.into_iter().next(),
+        autoconfig: local(&autoconfig_listeners)?,
         counters: counters.clone(),
-        tls: tls_state,
+        tls: tls_state.clone(),
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
         grace: Duration::from_secs(cfg.config.limits.shutdown_grace_secs),
@@ -207,6 +212,18 @@ pub async fn start(cfg: Validated, shutdown: CancellationToken) -> anyhow::Resul
             tracker.clone(),
             counters.clone(),
         ));
+    }
+    if !autoconfig_listeners.is_empty() {
+        let settings = Arc::new(cfg.config.autoconfig.settings()?);
+        for l in autoconfig_listeners {
+            tracker.spawn(autoconfig::serve(
+                l,
+                settings.clone(),
+                tls_state.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
     }
     for l in metrics {
         let source = metrics::MetricsSource {

@@ -71,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::LegacyReport(r) => coffre_server::cli::run_legacy_report(&r),
+        Command::Dns(c) => coffre_server::cli::run_dns(&c),
         Command::Db(DbCommand::Migrate(c)) => {
             let db = coffre_server::cli::open_accounts(&c.config).await?;
             db.migrate().await?;
@@ -113,6 +114,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     for a in &server.notice_pop3 {
         println!("coffre: legacy POP3 notice on {a}");
+    }
+    for a in &server.autoconfig {
+        println!("coffre: autoconfig (HTTPS) on {a}");
     }
     if let Some(a) = &server.metrics {
         println!("coffre: metrics on http://{a}/metrics");
