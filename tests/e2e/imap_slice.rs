@@ -149,3 +149,42 @@ fn curl_wrong_password_fails_over_imaps() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Apple Mail's default "INBOX" path prefix and Outlook's folder names reach
+/// the special-use folders instead of creating duplicates.
+#[tokio::test]
+async fn client_specific_names_resolve_to_special_folders() {
+    let server = TestServer::start();
+    let mut c = Client::connect(server.imaps, &server.ca).await;
+    c.line().await;
+    c.send(format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
+    c.until_tagged("a1").await;
+    c.send(b"a2 APPEND \"INBOX.Sent Messages\" {5}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(b"hello\r\n").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a2").await).to_string();
+    assert!(r.contains("a2 OK"), "{r}");
+    c.send(b"a3 STATUS Sent (MESSAGES)\r\n").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a3").await).to_string();
+    assert!(r.contains("* STATUS Sent (MESSAGES 1)"), "{r}");
+    c.send(b"a4 CREATE \"Sent Items\"\r\n").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a4").await).to_string();
+    assert!(
+        r.contains("a4 NO [ALREADYEXISTS]") || r.contains("a4 OK"),
+        "{r}"
+    );
+    c.send(b"a5 LIST \"\" \"*\"\r\n").await;
+    let list = String::from_utf8_lossy(&c.until_tagged("a5").await).to_string();
+    assert!(
+        !list.contains("Sent Items") && !list.contains("Sent Messages"),
+        "duplicate folder: {list}"
+    );
+    assert!(list.contains("\\Sent) \".\" Sent"), "{list}");
+    assert_parses(list.as_bytes());
+    // Nothing was created on disk under those names either.
+    let root = server.mail_root().join("example.org/alice");
+    for dir in [".Sent Items", ".INBOX.Sent Messages", ".Sent Messages"] {
+        assert!(!root.join(dir).exists(), "{dir} created");
+    }
+}

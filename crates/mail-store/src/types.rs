@@ -409,6 +409,19 @@ impl SpecialUseNames {
         if self.special_use_of(name).is_some() {
             return None;
         }
+        // Apple Mail's default path prefix "INBOX": `INBOX.Sent Messages` or
+        // `INBOX.Drafts` mean the special folder, not a duplicate under INBOX.
+        if let Some(rest) = name.as_str().strip_prefix("INBOX.")
+            && let Ok(inner) = FolderName::new(rest)
+            && !inner.is_inbox()
+        {
+            if let Some(use_) = self.special_use_of(&inner) {
+                return self.folder_of(use_);
+            }
+            if let Some(target) = self.alias_target(&inner) {
+                return Some(target);
+            }
+        }
         let (_, use_) = self
             .aliases
             .iter()
@@ -498,5 +511,28 @@ impl MaildropLock {
 impl fmt::Debug for MaildropLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MaildropLock")
+    }
+}
+
+#[cfg(test)]
+mod apple_prefix_tests {
+    use super::*;
+
+    #[test]
+    fn inbox_prefixed_special_names_resolve_to_the_special_folders() {
+        let names = SpecialUseNames::english();
+        let target = |n: &str| {
+            names
+                .alias_target(&FolderName::new(n).unwrap())
+                .map(|f| f.as_str().to_string())
+        };
+        assert_eq!(target("INBOX.Sent Messages").as_deref(), Some("Sent"));
+        assert_eq!(target("inbox.Drafts").as_deref(), Some("Drafts"));
+        assert_eq!(target("INBOX.Deleted Messages").as_deref(), Some("Trash"));
+        assert_eq!(target("Sent Items").as_deref(), Some("Sent"));
+        // Ordinary folders under INBOX stay what they are.
+        assert_eq!(target("INBOX.Projects"), None);
+        assert_eq!(target("INBOX"), None);
+        assert_eq!(target("Sent"), None);
     }
 }
