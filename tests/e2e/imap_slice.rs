@@ -188,3 +188,38 @@ async fn client_specific_names_resolve_to_special_folders() {
         assert!(!root.join(dir).exists(), "{dir} created");
     }
 }
+
+/// On Maildir: RENAME of the selected folder keeps it usable under the new
+/// name; DELETE of the selected folder completes, then BYE.
+#[tokio::test]
+async fn rename_and_delete_selected_folder_on_maildir() {
+    let server = TestServer::start();
+    let mut c = Client::connect(server.imaps, &server.ca).await;
+    c.line().await;
+    c.send(
+        format!("a1 LOGIN {USER} \"{PASSWORD}\"\r\na2 CREATE Work\r\na3 COPY 1 Work\r\n")
+            .as_bytes(),
+    )
+    .await;
+    c.until_tagged("a1").await;
+    c.until_tagged("a2").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a3").await).to_string();
+    assert!(
+        r.contains("a3 BAD") || r.contains("a3 NO"),
+        "COPY needs a selected mailbox: {r}"
+    );
+    c.send(b"a4 SELECT INBOX\r\na5 COPY 1 Work\r\na6 SELECT Work\r\na7 RENAME Work Jobs\r\na8 UID FETCH 1 BODY.PEEK[]\r\n").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a8").await).to_string();
+    assert!(r.contains("a7 OK RENAME completed"), "{r}");
+    assert!(
+        r.contains(&format!("BODY[] {{{}}}", sample_message().len())) && r.contains("a8 OK"),
+        "{r}"
+    );
+    assert!(server.mail_root().join("example.org/alice/.Jobs").is_dir());
+    c.send(b"a9 DELETE Jobs\r\n").await;
+    let r = String::from_utf8_lossy(&c.until_tagged("a9").await).to_string();
+    assert!(r.contains("a9 OK"), "{r}");
+    let rest = String::from_utf8_lossy(&c.rest().await).to_string();
+    assert!(rest.starts_with("* BYE"), "{rest}");
+    assert!(!server.mail_root().join("example.org/alice/.Jobs").exists());
+}

@@ -133,6 +133,8 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     idle: Option<Tag>,
     /// COMPRESS=DEFLATE (RFC 4978) is on, or about to be.
     compression: Compression,
+    /// The selected folder was deleted by this session: say BYE after the command.
+    selected_folder_gone: bool,
     /// This session's place among its account's sessions, once logged in.
     account_slot: Option<account_auth::sessions::SessionSlot>,
 }
@@ -194,6 +196,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             conn,
             receiver: Receiver::new(),
             compression: Compression::Off,
+            selected_folder_gone: false,
             account_slot: None,
             state: State::new(),
             idle: None,
@@ -441,6 +444,21 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             // The handler wrote its own completion (or a continuation request).
             return;
         };
+        if self.selected_folder_gone {
+            // DELETE of the selected folder (or a RENAME it did not survive):
+            // complete the command, then end the session (as Dovecot does).
+            emit(&Status::tagged(tag, done.kind, done.code, done.text), out);
+            emit(
+                &Status::untagged(
+                    StatusKind::Bye,
+                    None,
+                    "Selected mailbox was deleted or renamed",
+                ),
+                out,
+            );
+            self.transition(Transition::Logout);
+            return;
+        }
         if meta.may_send_expunge && done.kind != StatusKind::Bad {
             self.flush_updates(out).await;
         }

@@ -16,6 +16,8 @@ pub(crate) struct SelectedView<M> {
     pub(crate) read_only: bool,
     /// Sequence number − 1 → UID, ascending.
     pub(crate) uids: Vec<Uid>,
+    /// The folder's name as selected (for DELETE/RENAME of the selected folder).
+    pub(crate) name: mail_store::FolderName,
 }
 
 /// A sequence set that names numbers the client cannot know.
@@ -24,12 +26,13 @@ pub(crate) struct InvalidSet;
 
 impl<M: Mailbox> SelectedView<M> {
     /// A view of everything the mailbox holds now.
-    pub(crate) fn new(mailbox: M, read_only: bool) -> Self {
+    pub(crate) fn new(mailbox: M, read_only: bool, name: mail_store::FolderName) -> Self {
         let uids = mailbox.messages().iter().map(|m| m.uid).collect();
         SelectedView {
             mailbox,
             read_only,
             uids,
+            name,
         }
     }
 

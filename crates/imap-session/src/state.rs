@@ -108,6 +108,16 @@ impl<S: MailStore> State<S> {
         }
     }
 
+    /// The selected folder's view, if any.
+    pub(crate) fn view_mut(
+        &mut self,
+    ) -> Option<&mut SelectedView<<S::Account as AccountStore>::Mailbox>> {
+        match self {
+            State::Selected { view, .. } => Some(view),
+            _ => None,
+        }
+    }
+
     /// The logged-in account, if any.
     pub(crate) fn login(&self) -> Option<&Login<S::Account>> {
         match self {

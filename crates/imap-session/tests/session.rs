@@ -1292,3 +1292,33 @@ async fn sessions_per_account_are_limited() {
     assert!(r.starts_with("c OK"), "{r}");
     assert_eq!(limits.open_sessions("alice@example.org"), 1);
 }
+
+/// RENAME of the selected folder keeps it selected under the new name, with
+/// its messages and UIDs; DELETE of the selected folder ends the session
+/// after the tagged OK.
+#[tokio::test]
+async fn rename_and_delete_of_the_selected_folder() {
+    let (store, _auth, mut s) = logged_in().await;
+    store
+        .deliver(USER, "Work", b"Subject: a\r\n\r\nx\r\n", Default::default())
+        .unwrap();
+    store
+        .deliver(USER, "Work", b"Subject: b\r\n\r\ny\r\n", Default::default())
+        .unwrap();
+    let r = send(&mut s, "a SELECT Work\r\n").await;
+    assert!(r.contains("* 2 EXISTS"), "{r}");
+    let r = send(&mut s, "b RENAME Work Jobs\r\n").await;
+    assert_eq!(r, "b OK RENAME completed\r\n");
+    let r = send(&mut s, "c UID FETCH 1:* (UID)\r\n").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 1)") && r.contains("* 2 FETCH (UID 2)") && r.contains("c OK"),
+        "{r}"
+    );
+    let r = send(&mut s, "d DELETE Jobs\r\n").await;
+    assert_eq!(
+        r,
+        "d OK DELETE completed\r\n* BYE Selected mailbox was deleted or renamed\r\n"
+    );
+    let mut out = Vec::new();
+    assert_eq!(s.process(&mut out).await, Next::Close);
+}

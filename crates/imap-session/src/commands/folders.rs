@@ -32,7 +32,15 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             FolderOp::Delete if name.is_inbox() => {
                 return Done::no(Some(Code::Cannot), "INBOX cannot be deleted");
             }
-            FolderOp::Delete => (store.delete_folder(&name).await, "DELETE completed"),
+            FolderOp::Delete => {
+                let result = store.delete_folder(&name).await;
+                if result.is_ok() && self.state.view_mut().is_some_and(|v| v.name == name) {
+                    // The selected folder is gone: like Dovecot, end the
+                    // session rather than leave the client on a ghost.
+                    self.selected_folder_gone = true;
+                }
+                (result, "DELETE completed")
+            }
             FolderOp::Subscribe => (store.subscribe(&name).await, "SUBSCRIBE completed"),
             FolderOp::Unsubscribe => match store.unsubscribe(&name).await {
                 // Unsubscribing a name that is not subscribed changes nothing.
@@ -56,10 +64,27 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
-        finish(
-            login.store.rename_folder(&from, &to).await,
-            "RENAME completed",
-        )
+        let result = login.store.rename_folder(&from, &to).await;
+        if result.is_ok() && !from.is_inbox() {
+            // Renaming the selected folder keeps it selected under its new
+            // name (UIDs and UIDVALIDITY move with it, RFC 3501 §6.3.5).
+            let selected = self.state.view_mut().is_some_and(|v| v.name == from);
+            if selected {
+                let read_only = self.state.view_mut().is_some_and(|v| v.read_only);
+                let reopened = match self.state.login() {
+                    Some(login) => login.store.open_folder(&to, read_only).await,
+                    None => return Done::bad("Log in first"),
+                };
+                match (reopened, self.state.view_mut()) {
+                    (Ok(mailbox), Some(view)) => {
+                        view.mailbox = mailbox;
+                        view.name = to;
+                    }
+                    _ => self.selected_folder_gone = true,
+                }
+            }
+        }
+        finish(result, "RENAME completed")
     }
 }
 

@@ -56,7 +56,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             }
         };
         let status = mailbox.status();
-        let view = SelectedView::new(mailbox, read_only);
+        let view = SelectedView::new(mailbox, read_only, name);
         emit(&Response::Data(Data::Flags(system_flags())), out);
         emit(&Response::Data(Data::Exists(view.exists())), out);
         emit(&Response::Data(Data::Recent(status.recent)), out);
