@@ -70,6 +70,11 @@ async fn metrics_endpoint_counts_what_happened() {
         "coffre_legacy_notice_total{protocol=\"imap\"} 1\n",
         "coffre_logins_total{result=\"success\"} 1\n",
         "coffre_logins_total{result=\"failed\"} 1\n",
+        "coffre_commands_total{protocol=\"imaps\",command=\"LOGIN\"} 2\n",
+        "coffre_commands_total{protocol=\"imaps\",command=\"LOGOUT\"} 1\n",
+        "# TYPE coffre_command_duration_seconds histogram\n",
+        "coffre_command_duration_seconds_count{protocol=\"imaps\",command=\"LOGIN\"} 2\n",
+        "coffre_command_duration_seconds_bucket{protocol=\"imaps\",command=\"LOGIN\",le=\"+Inf\"} 2\n",
     ] {
         assert!(text.contains(want), "missing {want:?} in {text}");
     }

@@ -135,6 +135,8 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     compression: Compression,
     /// The selected folder was deleted by this session: say BYE after the command.
     selected_folder_gone: bool,
+    /// The name of the last command handled, for the driver's metrics.
+    last_command: Option<&'static str>,
     /// This session's place among its account's sessions, once logged in.
     account_slot: Option<account_auth::sessions::SessionSlot>,
 }
@@ -197,6 +199,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             receiver: Receiver::new(),
             compression: Compression::Off,
             selected_folder_gone: false,
+            last_command: None,
             account_slot: None,
             state: State::new(),
             idle: None,
@@ -321,6 +324,12 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         Some(self.receiver.take_unconsumed())
     }
 
+    /// The name of the command the last `process` call handled (`UID FETCH`,
+    /// `LOGIN`…), once; for per-command metrics.
+    pub fn take_command_name(&mut self) -> Option<&'static str> {
+        self.last_command.take()
+    }
+
     /// Handles at most one complete buffered command (or emits a `+`
     /// continuation request for a synchronising literal), appending output to `out`.
     pub async fn process(&mut self, out: &mut Vec<u8>) -> Next {
@@ -413,6 +422,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     async fn dispatch(&mut self, command: Command, out: &mut Vec<u8>) {
         let Command { tag, body } = command;
         let name = body.name();
+        self.last_command = Some(name);
         tracing::debug!(
             session = self.conn.session_id,
             tag = tag.as_str(),

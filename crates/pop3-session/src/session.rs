@@ -60,6 +60,8 @@ pub struct Pop3Session<S: MailStore, A: Authenticator> {
     decoder: Pop3Decoder,
     pub(crate) state: State<S>,
     bad_commands: u32,
+    /// The name of the last command started, for the driver's metrics.
+    last_command: Option<&'static str>,
 }
 
 /// Appends `-ERR [code] text`.
@@ -87,6 +89,7 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
                 sasl_pending: false,
             },
             bad_commands: 0,
+            last_command: None,
         }
     }
 
@@ -98,6 +101,12 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
     /// Adds bytes read from the client.
     pub fn enqueue_input(&mut self, bytes: &[u8]) {
         self.decoder.enqueue(bytes);
+    }
+
+    /// The name of the command the last `process` call started (`RETR`,
+    /// `UIDL`…), once; for per-command metrics.
+    pub fn take_command_name(&mut self) -> Option<&'static str> {
+        self.last_command.take()
     }
 
     /// Handles at most one complete buffered command, appending its response
@@ -120,7 +129,10 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
             } => self.continue_transfer(out).await,
             _ => match self.decoder.next() {
                 None => return Next::NeedInput,
-                Some(Ok(command)) => self.dispatch(command, out).await,
+                Some(Ok(command)) => {
+                    self.last_command = Some(command.name());
+                    self.dispatch(command, out).await
+                }
                 Some(Err(reason)) => self.bad_command(reason, out),
             },
         };

@@ -67,6 +67,11 @@ pub trait ProtocolSession: Send {
     fn take_compression_start(&mut self) -> Option<Vec<u8>> {
         None
     }
+    /// The name of the command the last `process` call handled, once (for
+    /// per-command metrics).
+    fn take_command_name(&mut self) -> Option<&'static str> {
+        None
+    }
     /// Lets an idling session look for changes and report them.
     fn wakeup(&mut self, _out: &mut Vec<u8>) -> impl Future<Output = ()> + Send {
         async {}
@@ -177,7 +182,11 @@ where
         // Handle everything already buffered, one command at a time, writing
         // each command's output before the next is looked at.
         loop {
+            let started = tokio::time::Instant::now();
             let next = session.process(&mut out).await;
+            if let Some(name) = session.take_command_name() {
+                limits.counters.commands.observe(name, started.elapsed());
+            }
             if let Err(reason) = write_out(
                 stream,
                 &mut out,

@@ -63,6 +63,51 @@ pub struct ProtocolCounters {
     pub bytes_out: AtomicU64,
     /// Connections closed, by reason (indexed by [`CloseReason::index`]).
     pub closed: [AtomicU64; CloseReason::COUNT],
+    /// Commands by name, with their processing time.
+    pub commands: CommandStats,
+}
+
+/// Upper bounds (seconds) of the command-latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// Count and latency histogram of one command.
+#[derive(Debug, Default, Clone)]
+pub struct CommandHistogram {
+    /// Observations per bucket of [`LATENCY_BUCKETS`] (not cumulative), then +Inf.
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of the observed seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+/// Per-command statistics; one short lock per command handled.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    by_name: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandHistogram>>,
+}
+
+impl CommandStats {
+    /// Records one command and the time its handling took.
+    pub fn observe(&self, name: &'static str, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        let mut map = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        let h = map.entry(name).or_default();
+        h.buckets[bucket] += 1;
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// A copy of the statistics, by command name.
+    pub fn snapshot(&self) -> Vec<(&'static str, CommandHistogram)> {
+        let map = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
 }
 
 /// Counters shared by all listeners, exported by the metrics endpoint.

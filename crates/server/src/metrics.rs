@@ -34,13 +34,6 @@ impl MetricsSource {
         let mut out = String::new();
         let c = &self.counters;
         let protocols = [Protocol::Imaps, Protocol::Pop3s];
-        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
         let per_protocol = |f: &dyn Fn(Protocol) -> u64| {
             protocols
                 .iter()
@@ -48,12 +41,14 @@ impl MetricsSource {
                 .collect::<Vec<_>>()
         };
         family(
+            &mut out,
             "coffre_connections_total",
             "counter",
             "TLS connections accepted.",
             per_protocol(&|p| c.of(p).connections.load(Ordering::Relaxed)),
         );
         family(
+            &mut out,
             "coffre_connections_active",
             "gauge",
             "TLS connections open now.",
@@ -69,30 +64,35 @@ impl MetricsSource {
             }
         }
         family(
+            &mut out,
             "coffre_connections_closed_total",
             "counter",
             "Connections closed, by reason.",
             closed,
         );
         family(
+            &mut out,
             "coffre_received_bytes_total",
             "counter",
             "Bytes read from clients (inside TLS).",
             per_protocol(&|p| c.of(p).bytes_in.load(Ordering::Relaxed)),
         );
         family(
+            &mut out,
             "coffre_sent_bytes_total",
             "counter",
             "Bytes written to clients (inside TLS).",
             per_protocol(&|p| c.of(p).bytes_out.load(Ordering::Relaxed)),
         );
         family(
+            &mut out,
             "coffre_tls_handshake_failures_total",
             "counter",
             "TLS handshakes that failed or timed out (plaintext clients, scanners).",
             vec![(String::new(), c.handshake_failures.load(Ordering::Relaxed))],
         );
         family(
+            &mut out,
             "coffre_legacy_notice_total",
             "counter",
             "Connections to the plaintext notice ports (143/110), told to use TLS.",
@@ -107,8 +107,46 @@ impl MetricsSource {
                 ),
             ],
         );
+        let mut commands = Vec::new();
+        let mut durations = Vec::new();
+        for p in protocols {
+            for (name, h) in c.of(p).commands.snapshot() {
+                let labels = format!("protocol=\"{}\",command=\"{name}\"", p.as_str());
+                commands.push((format!("{{{labels}}}"), h.count));
+                let mut cumulative = 0;
+                for (i, le) in crate::listener::LATENCY_BUCKETS.iter().enumerate() {
+                    cumulative += h.buckets[i];
+                    durations.push((
+                        format!("_bucket{{{labels},le=\"{le}\"}}"),
+                        cumulative.to_string(),
+                    ));
+                }
+                durations.push((
+                    format!("_bucket{{{labels},le=\"+Inf\"}}"),
+                    h.count.to_string(),
+                ));
+                durations.push((format!("_sum{{{labels}}}"), format!("{:.6}", h.sum)));
+                durations.push((format!("_count{{{labels}}}"), h.count.to_string()));
+            }
+        }
+        family(
+            &mut out,
+            "coffre_commands_total",
+            "counter",
+            "Commands handled, by name.",
+            commands,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coffre_command_duration_seconds Time to handle a command (to its first output for streamed POP3 RETR/TOP)."
+        );
+        let _ = writeln!(out, "# TYPE coffre_command_duration_seconds histogram");
+        for (suffix, v) in durations {
+            let _ = writeln!(out, "coffre_command_duration_seconds{suffix} {v}");
+        }
         let a = self.auth.snapshot();
         family(
+            &mut out,
             "coffre_logins_total",
             "counter",
             "Login attempts by result (throttled: refused without checking the password).",
@@ -121,6 +159,21 @@ impl MetricsSource {
             ],
         );
         out
+    }
+}
+
+/// One metric family: HELP, TYPE and its samples.
+fn family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    rows: Vec<(String, V)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, v) in rows {
+        let _ = writeln!(out, "{name}{labels} {v}");
     }
 }
 
@@ -204,6 +257,14 @@ mod tests {
         counters.imaps.connections.fetch_add(3, Ordering::Relaxed);
         counters.legacy_pop3_hits.fetch_add(2, Ordering::Relaxed);
         counters.pop3s.closed[CloseReason::Evicted.index()].fetch_add(1, Ordering::Relaxed);
+        counters
+            .pop3s
+            .commands
+            .observe("RETR", std::time::Duration::from_millis(3));
+        counters
+            .pop3s
+            .commands
+            .observe("RETR", std::time::Duration::from_secs(9));
         MetricsSource {
             counters,
             auth: Arc::new(AuthCounters::new()),
@@ -221,10 +282,19 @@ mod tests {
             "coffre_connections_closed_total{protocol=\"pop3s\",reason=\"evicted\"} 1\n"
         ));
         assert!(text.contains("coffre_logins_total{result=\"success\"} 0\n"));
+        assert!(text.contains("coffre_commands_total{protocol=\"pop3s\",command=\"RETR\"} 2\n"));
+        // Cumulative buckets: the 3 ms one from le=0.005 on, the 9 s one only in +Inf.
+        assert!(text.contains("coffre_command_duration_seconds_bucket{protocol=\"pop3s\",command=\"RETR\",le=\"0.0025\"} 0\n"));
+        assert!(text.contains("coffre_command_duration_seconds_bucket{protocol=\"pop3s\",command=\"RETR\",le=\"0.005\"} 1\n"));
+        assert!(text.contains("coffre_command_duration_seconds_bucket{protocol=\"pop3s\",command=\"RETR\",le=\"5\"} 1\n"));
+        assert!(text.contains("coffre_command_duration_seconds_bucket{protocol=\"pop3s\",command=\"RETR\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains(
+            "coffre_command_duration_seconds_count{protocol=\"pop3s\",command=\"RETR\"} 2\n"
+        ));
         // Every sample line is `name{labels} value` or `name value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
-            value.parse::<u64>().unwrap();
+            value.parse::<f64>().unwrap();
         }
     }
 

@@ -146,6 +146,9 @@ macro_rules! forward_protocol_session {
             fn shutdown(&mut self, out: &mut Vec<u8>) {
                 self.0.shutdown(out)
             }
+            fn take_command_name(&mut self) -> Option<&'static str> {
+                self.0.take_command_name()
+            }
             forward_protocol_session!(@idle $krate);
         }
     };
