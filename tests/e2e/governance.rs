@@ -80,7 +80,11 @@ async fn prelogin_time_limit_is_total() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    assert!(slow.rest().await.is_empty(), "slow client got an answer");
+    let rest = String::from_utf8_lossy(&slow.rest().await).to_string();
+    assert_eq!(
+        rest, "* BYE Autologout; idle for too long\r\n",
+        "slow client got an answer"
+    );
     assert!(
         server.log().contains("reason=PreLoginTimeout"),
         "{}",

@@ -275,6 +275,16 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         self.transition(Transition::Logout);
     }
 
+    /// The goodbye when the client was silent too long (RFC 3501 §5.4
+    /// autologout) or did not log in in time.
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) {
+        emit(
+            &Status::untagged(StatusKind::Bye, None, "Autologout; idle for too long"),
+            out,
+        );
+        self.transition(Transition::Logout);
+    }
+
     /// The framing limits for the current state.
     fn limits(&self) -> Limits {
         match self.state {

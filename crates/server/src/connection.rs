@@ -67,6 +67,9 @@ pub trait ProtocolSession: Send {
     fn take_compression_start(&mut self) -> Option<Vec<u8>> {
         None
     }
+    /// The goodbye when the client was silent too long (IMAP: `* BYE
+    /// Autologout`); POP3 closes without a word (RFC 1939 §3).
+    fn timed_out(&mut self, _out: &mut Vec<u8>) {}
     /// The name of the command the last `process` call handled, once (for
     /// per-command metrics).
     fn take_command_name(&mut self) -> Option<&'static str> {
@@ -281,6 +284,15 @@ where
         };
         match read {
             Err(_elapsed) => {
+                session.timed_out(&mut out);
+                let _ = write_out(
+                    stream,
+                    &mut out,
+                    output_stall,
+                    limits.counters,
+                    deflate.as_mut(),
+                )
+                .await;
                 let _ = stream.shutdown().await;
                 return if prelogin && tokio::time::Instant::now() >= limits.prelogin_deadline {
                     CloseReason::PreLoginTimeout

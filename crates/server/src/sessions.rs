@@ -153,6 +153,9 @@ macro_rules! forward_protocol_session {
         }
     };
     (@idle imap_session) => {
+        fn timed_out(&mut self, out: &mut Vec<u8>) {
+            self.0.timed_out(out)
+        }
         fn idling(&self) -> bool {
             self.0.idling()
         }
