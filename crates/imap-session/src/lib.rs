@@ -137,6 +137,8 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     selected_folder_gone: bool,
     /// The name of the last command handled, for the driver's metrics.
     last_command: Option<&'static str>,
+    /// A FETCH still sending its responses.
+    pending_fetch: Option<commands::PendingFetch>,
     /// This session's place among its account's sessions, once logged in.
     account_slot: Option<account_auth::sessions::SessionSlot>,
 }
@@ -200,6 +202,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             compression: Compression::Off,
             selected_folder_gone: false,
             last_command: None,
+            pending_fetch: None,
             account_slot: None,
             state: State::new(),
             idle: None,
@@ -346,6 +349,12 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         if matches!(self.state, State::Logout) {
             return Next::Close;
         }
+        if let Some(pending) = self.pending_fetch.take() {
+            // A FETCH larger than one output budget goes on before anything
+            // else is read (its responses were written in between).
+            self.continue_fetch(pending, out).await;
+            return Next::Continue;
+        }
         if self.compression == Compression::Starting {
             // The bytes after COMPRESS are compressed: nothing more is parsed
             // until the driver has taken them (take_compression_start).
@@ -464,6 +473,12 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             // The handler wrote its own completion (or a continuation request).
             return;
         };
+        self.complete(tag, name, done, out).await;
+    }
+
+    /// Writes a command's tagged completion, with the pending mailbox
+    /// updates first where the command permits them (§7.4.1).
+    pub(crate) async fn complete(&mut self, tag: Tag, name: &str, done: Done, out: &mut Vec<u8>) {
         if self.selected_folder_gone {
             // DELETE of the selected folder (or a RENAME it did not survive):
             // complete the command, then end the session (as Dovecot does).
@@ -479,7 +494,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             self.transition(Transition::Logout);
             return;
         }
-        if meta.may_send_expunge && done.kind != StatusKind::Bad {
+        if gating::meta(name).may_send_expunge && done.kind != StatusKind::Bad {
             self.flush_updates(out).await;
         }
         emit(&Status::tagged(tag, done.kind, done.code, done.text), out);
@@ -588,7 +603,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 set,
                 attributes,
                 uid,
-            } => self.fetch(&set, &attributes, uid, out).await,
+            } => return self.fetch(tag, &set, &attributes, uid, out).await,
             C::Store {
                 set,
                 op,

@@ -1322,3 +1322,46 @@ async fn rename_and_delete_of_the_selected_folder() {
     let mut out = Vec::new();
     assert_eq!(s.process(&mut out).await, Next::Close);
 }
+
+/// A FETCH of more than the output budget goes out in pieces, one per
+/// `process` call (each written by the driver before the next), and the
+/// command pipelined after it runs only once the FETCH is complete.
+#[tokio::test]
+async fn large_fetch_streams_in_pieces() {
+    let (store, _auth, mut s) = logged_in().await;
+    let body = vec![b'x'; 200 * 1024];
+    let mut message = b"Subject: big\r\n\r\n".to_vec();
+    message.extend_from_slice(&body);
+    for _ in 0..20 {
+        deliver(&store, &message, &[]);
+    }
+    let r = send(&mut s, "a SELECT INBOX\r\n").await;
+    assert!(r.contains("* 20 EXISTS"), "{r}");
+    s.enqueue_input(b"b FETCH 1:* BODY.PEEK[]\r\nc NOOP\r\n");
+    let mut pieces = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        let next = s.process(&mut out).await;
+        if out.is_empty() {
+            assert_eq!(next, Next::NeedInput);
+            break;
+        }
+        pieces.push(out);
+    }
+    assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+    for p in &pieces {
+        // Each piece is about one budget (1 MiB) plus at most one message.
+        assert!(
+            p.len() <= 1024 * 1024 + message.len() + 1024,
+            "piece of {} bytes",
+            p.len()
+        );
+    }
+    let all: Vec<u8> = pieces.concat();
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches(" FETCH (BODY[] {").count(), 20);
+    let b_ok = text.find("b OK FETCH completed").expect("b completes");
+    let c_ok = text.find("c OK").expect("c completes");
+    assert!(b_ok < c_ok, "NOOP ran before the FETCH finished");
+    assert!(text.find("* 20 FETCH").unwrap() < b_ok);
+}

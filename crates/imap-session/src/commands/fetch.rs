@@ -7,7 +7,10 @@
 //!
 //! A non-PEEK body fetch in a read-write mailbox sets `\Seen` first and
 //! reports the new FLAGS before the data. Each message's response is encoded
-//! as soon as it is built, so a large FETCH holds one message at a time.
+//! as soon as it is built, and a FETCH stops once about
+//! [`FETCH_OUTPUT_BUDGET`] bytes are buffered, to go on at the next `process`
+//! call after the driver wrote them: a FETCH of a whole mailbox holds about
+//! one budget plus one message, never the mailbox.
 
 use std::sync::OnceLock;
 
@@ -21,18 +24,23 @@ use crate::state::State;
 use crate::{Done, ImapSession, emit};
 
 impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
+    /// Starts a FETCH: resolves the set, sets `\Seen` where the items imply
+    /// it, and sends responses until about [`FETCH_OUTPUT_BUDGET`] bytes are
+    /// buffered. `None`: more is to come; [`ImapSession::continue_fetch`]
+    /// sends the rest (one budget per `process` call) and the completion.
     pub(crate) async fn fetch(
         &mut self,
+        tag: &imap_protocol::Tag,
         set: &SequenceSet,
         attrs: &[FetchAttr],
         by_uid: bool,
         out: &mut Vec<u8>,
-    ) -> Done {
+    ) -> Option<Done> {
         let State::Selected { view, .. } = &mut self.state else {
-            return Done::bad("Select a mailbox first");
+            return Some(Done::bad("Select a mailbox first"));
         };
         let Ok(targets) = view.resolve(set, by_uid) else {
-            return Done::bad("Invalid message sequence number");
+            return Some(Done::bad("Invalid message sequence number"));
         };
         let sets_seen = !view.read_only
             && attrs.iter().any(|a| {
@@ -74,13 +82,69 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     Ok(changed) => newly_seen = changed.into_iter().map(|(uid, _)| uid).collect(),
                     Err(err) => {
                         let (code, text) = store_error(&err);
-                        return Done::no(code, text);
+                        return Some(Done::no(code, text));
                     }
                 }
             }
         }
+        let mut pending = PendingFetch {
+            tag: tag.clone(),
+            targets: targets.into(),
+            attrs: attrs.to_vec(),
+            by_uid,
+            needs_bytes,
+            newly_seen,
+            vanished: false,
+        };
+        match self.fetch_some(&mut pending, out).await {
+            Ok(true) => Some(pending.done()),
+            Ok(false) => {
+                self.pending_fetch = Some(pending);
+                None
+            }
+            Err(done) => Some(done),
+        }
+    }
+
+    /// Sends the next budget of a FETCH; writes its completion when done.
+    pub(crate) async fn continue_fetch(&mut self, mut pending: PendingFetch, out: &mut Vec<u8>) {
+        let done = match self.fetch_some(&mut pending, out).await {
+            Ok(false) => {
+                self.pending_fetch = Some(pending);
+                return;
+            }
+            Ok(true) => pending.done(),
+            Err(done) => done,
+        };
+        self.complete(
+            pending.tag,
+            if pending.by_uid { "UID FETCH" } else { "FETCH" },
+            done,
+            out,
+        )
+        .await;
+    }
+
+    /// Sends responses for the pending messages until the output budget is
+    /// reached. `Ok(true)`: all sent; `Err`: the FETCH ends with this answer.
+    async fn fetch_some(
+        &mut self,
+        pending: &mut PendingFetch,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Done> {
+        let State::Selected { view, .. } = &mut self.state else {
+            return Err(Done::bad("Select a mailbox first"));
+        };
+        let (attrs, by_uid, needs_bytes) = (&pending.attrs, pending.by_uid, pending.needs_bytes);
+        let newly_seen = &pending.newly_seen;
         let mut vanished = false;
-        'messages: for (seq, uid) in targets {
+        let budget = out.len() + FETCH_OUTPUT_BUDGET;
+        'messages: while let Some((seq, uid)) = pending.targets.pop_front() {
+            if out.len() >= budget {
+                pending.targets.push_front((seq, uid));
+                pending.vanished |= vanished;
+                return Ok(false);
+            }
             let Some(meta) = view.meta(uid) else {
                 vanished = true;
                 continue;
@@ -106,7 +170,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     Err(err) => {
                         tracing::warn!(session = self.conn.session_id, uid = uid.0, error = %err, "cannot read message");
                         let (code, text) = store_error(&err);
-                        return Done::no(code, text);
+                        return Err(Done::no(code, text));
                     }
                 }
             } else {
@@ -164,7 +228,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                             }
                             Err(err) => {
                                 let (code, text) = store_error(&err);
-                                return Done::no(code, text);
+                                return Err(Done::no(code, text));
                             }
                         }
                     }
@@ -201,7 +265,30 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             }
             emit(&Response::Data(Data::Fetch { seq, items }), out);
         }
-        if vanished {
+        pending.vanished |= vanished;
+        Ok(true)
+    }
+}
+
+/// Output buffered by one `process` call of a FETCH before the driver writes
+/// it: a FETCH of a whole mailbox streams in pieces instead of building one
+/// response of every message in memory (one message is the largest unit).
+pub(crate) const FETCH_OUTPUT_BUDGET: usize = 1024 * 1024;
+
+/// A FETCH in progress across `process` calls.
+pub(crate) struct PendingFetch {
+    tag: imap_protocol::Tag,
+    targets: std::collections::VecDeque<(u32, mail_store::Uid)>,
+    attrs: Vec<FetchAttr>,
+    by_uid: bool,
+    needs_bytes: bool,
+    newly_seen: Vec<mail_store::Uid>,
+    vanished: bool,
+}
+
+impl PendingFetch {
+    fn done(&self) -> Done {
+        if self.vanished {
             Done::no(Some(Code::Expunged), "Some messages were expunged")
         } else {
             Done::ok("FETCH completed")

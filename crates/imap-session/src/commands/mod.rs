@@ -11,6 +11,7 @@ mod quota;
 mod search;
 mod store;
 
+pub(crate) use fetch::PendingFetch;
 pub(crate) use folders::FolderOp;
 pub(crate) use mailbox::ListRequest;
 pub(crate) use search::SearchRequest;
