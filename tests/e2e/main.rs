@@ -16,6 +16,7 @@ mod governance;
 mod imap_clients;
 mod imap_slice;
 mod metrics;
+mod migrate_accounts;
 mod notice;
 mod pop3_clients;
 mod pop3_slice;

@@ -151,6 +151,9 @@ pub enum DbError {
     /// A quota does not fit the database column.
     #[error("invalid quota: {0}")]
     InvalidQuota(&'static str),
+    /// An imported password hash is of no scheme Coffre verifies.
+    #[error("invalid password hash for {0}: unknown or malformed scheme")]
+    InvalidHash(String),
     /// `add_user` for a login that exists.
     #[error("account {0} already exists")]
     Exists(String),
@@ -730,6 +733,35 @@ impl SqlAccounts {
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Exists(login)),
             Err(e) => Err(query_error("adding an account", &e)),
+        }
+    }
+
+    /// Adds an enabled account with a password hash carried over from
+    /// another server (`{SHA512-CRYPT}$6$…`, `$2y$…`, a PHC string…). The hash
+    /// must be of a scheme Coffre verifies; it is replaced by argon2id at the
+    /// account's first login (when rehash on login is on).
+    pub async fn add_user_with_hash(&self, login: &str, hash: &str) -> Result<(), DbError> {
+        self.builtin()?;
+        let login = canonical(login)?;
+        if crate::password::scheme_of(hash).is_none() || hash.len() > 1024 {
+            return Err(DbError::InvalidHash(login));
+        }
+        let q = self.sql().insert;
+        let done = on_pool!(&self.db, |pool| {
+            sqlx::query(q)
+                .bind(&login)
+                .bind(hash)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match done {
+            Ok(()) => {
+                info!(target: "coffre::auth", login = ?login, "account imported");
+                Ok(())
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Exists(login)),
+            Err(e) => Err(query_error("importing an account", &e)),
         }
     }
 

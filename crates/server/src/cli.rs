@@ -42,6 +42,43 @@ pub enum Command {
     LegacyReport(LegacyReportArgs),
     /// Print the DNS records to publish (SRV for IMAPS/POP3S/submission, autoconfig names).
     Dns(ConfigArg),
+    /// Move off a legacy server.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+/// `migrate` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Import accounts and their password hashes (Dovecot passwd-file or CSV).
+    Accounts(MigrateAccountsArgs),
+}
+
+/// `migrate accounts` options.
+#[derive(Debug, Args)]
+pub struct MigrateAccountsArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The input format.
+    #[arg(long, value_enum)]
+    pub from: crate::import_accounts::AccountsFormat,
+    /// Check and report without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The file to import.
+    pub file: PathBuf,
+}
+
+/// Runs a `migrate` subcommand.
+pub async fn run_migrate(cmd: MigrateCommand) -> anyhow::Result<()> {
+    match cmd {
+        MigrateCommand::Accounts(a) => {
+            let db = open_accounts(&a.config.config).await?;
+            let report = crate::import_accounts::import(&db, &a.file, a.from, a.dry_run).await?;
+            println!("{report}");
+            Ok(())
+        }
+    }
 }
 
 /// Prints the DNS records for the `[autoconfig]` section of a configuration.

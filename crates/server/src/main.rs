@@ -72,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::LegacyReport(r) => coffre_server::cli::run_legacy_report(&r),
         Command::Dns(c) => coffre_server::cli::run_dns(&c),
+        Command::Migrate(m) => coffre_server::cli::run_migrate(m).await,
         Command::Db(DbCommand::Migrate(c)) => {
             let db = coffre_server::cli::open_accounts(&c.config).await?;
             db.migrate().await?;
