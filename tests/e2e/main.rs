@@ -17,6 +17,7 @@ mod imap_clients;
 mod imap_slice;
 mod metrics;
 mod migrate_accounts;
+mod migrate_maildir;
 mod notice;
 mod pop3_clients;
 mod pop3_slice;

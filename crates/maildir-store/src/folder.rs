@@ -360,6 +360,9 @@ pub fn sync_locked(
     timeout: Duration,
     mut cache: Option<&mut MetaCache>,
 ) -> StoreResult<Synced> {
+    if !dir.join(uidlist::FILE_NAME).exists() {
+        crate::courier::take_over_locked(dir, root, timeout, false)?;
+    }
     let (mut list, created) = load_uidlist(dir, root, timeout)?;
     let mut changed = created;
     let next_before_sync = list.next_uid;

@@ -317,12 +317,14 @@ pub fn list_folders(root: &Path) -> StoreResult<Vec<FolderInfo>> {
 /// The Dovecot 2.3 subscriptions header.
 const SUBSCRIPTIONS_V2_HEADER: &str = "V\t2";
 
-/// Reads the subscribed folder names (both Dovecot formats). Names are
+/// Reads the subscribed folder names (both Dovecot formats; Courier's
+/// `courierimapsubscribed` while no `subscriptions` file exists). Names are
 /// taken as modified UTF-7 when they decode as such, else as UTF-8;
 /// invalid names are skipped.
 pub fn read_subscriptions(root: &Path) -> StoreResult<BTreeSet<FolderName>> {
     let Some(text) = read_optional(&root.join(SUBSCRIPTIONS_FILE))? else {
-        return Ok(BTreeSet::new());
+        // Not yet written by us or Dovecot: Courier's list, if any.
+        return crate::courier::read_subscribed(root);
     };
     let mut lines = text.lines().peekable();
     let v2 = lines.peek() == Some(&SUBSCRIPTIONS_V2_HEADER);

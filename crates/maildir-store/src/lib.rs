@@ -36,6 +36,7 @@ use mail_store::{
 };
 
 pub mod account;
+pub mod courier;
 pub mod delivery;
 pub mod flags;
 mod folder;

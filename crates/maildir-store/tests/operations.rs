@@ -282,8 +282,12 @@ async fn copy_hard_links_and_maps_keywords_to_the_destination_letters() {
     let names = files_in(&keep_cur);
     assert!(names.iter().any(|n| n.ends_with(":2,Fb")), "{names:?}");
     // Same inode: a hard link, no bytes copied.
+    // INBOX holds alpha and beta; the copied one is alpha (`$A` is letter a
+    // there). Picking by sorted name alone was flaky: unique names do not
+    // sort in arrival order.
     let src = files_in(&account.root().join("cur"));
-    let src_ino = fs::metadata(account.root().join("cur").join(&src[0]))
+    let src_name = src.iter().find(|n| n.ends_with(":2,Fa")).unwrap();
+    let src_ino = fs::metadata(account.root().join("cur").join(src_name))
         .unwrap()
         .ino();
     let dst_name = names.iter().find(|n| n.ends_with(":2,Fb")).unwrap();

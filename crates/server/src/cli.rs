@@ -52,6 +52,48 @@ pub enum Command {
 pub enum MigrateCommand {
     /// Import accounts and their password hashes (Dovecot passwd-file or CSV).
     Accounts(MigrateAccountsArgs),
+    /// Take over Dovecot or Courier Maildirs in place: UIDVALIDITY, UIDs,
+    /// keywords, subscriptions and POP3 UIDLs kept; messages untouched.
+    Maildir(MigrateMaildirArgs),
+    /// Import an mbox file into a folder, with flags from Status:/X-Status:.
+    Mbox(MigrateMboxArgs),
+}
+
+/// Which server's Maildir bookkeeping to take over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MaildirSource {
+    /// `dovecot-uidlist`, `dovecot-keywords`, `subscriptions`.
+    Dovecot,
+    /// `courierimapuiddb`, `courierimapkeywords/`, `courierimapsubscribed`, `courierpop3dsizelist`.
+    Courier,
+}
+
+/// `migrate maildir` options.
+#[derive(Debug, Args)]
+pub struct MigrateMaildirArgs {
+    /// Whose files to read.
+    #[arg(long, value_enum)]
+    pub from: MaildirSource,
+    /// Check and report without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The tree of Maildirs (`ROOT/domain/user`, `ROOT/user`, or one Maildir).
+    pub root: PathBuf,
+}
+
+/// `migrate mbox` options.
+#[derive(Debug, Args)]
+pub struct MigrateMboxArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The account to import into.
+    #[arg(long)]
+    pub user: String,
+    /// The folder (created if needed).
+    #[arg(long, default_value = "INBOX")]
+    pub folder: String,
+    /// The mbox file.
+    pub file: PathBuf,
 }
 
 /// `migrate accounts` options.
@@ -72,6 +114,51 @@ pub struct MigrateAccountsArgs {
 /// Runs a `migrate` subcommand.
 pub async fn run_migrate(cmd: MigrateCommand) -> anyhow::Result<()> {
     match cmd {
+        MigrateCommand::Maildir(m) => {
+            let source = match m.from {
+                MaildirSource::Dovecot => crate::migrate::maildir::Source::Dovecot,
+                MaildirSource::Courier => crate::migrate::maildir::Source::Courier,
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} folders {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                let r = crate::migrate::maildir::migrate_maildir(&m.root, source, m.dry_run, |p| {
+                    bar.set_length(p.total as u64);
+                    bar.set_position(p.done as u64);
+                });
+                bar.finish_and_clear();
+                r
+            })
+            .await??;
+            println!("{report}");
+            Ok(())
+        }
+        MigrateCommand::Mbox(m) => {
+            let cfg = Config::load(&m.config.config)?;
+            let db = open_accounts(&m.config.config).await?;
+            let Some(user) = db.get_user(&m.user).await? else {
+                bail!("no account {}", m.user);
+            };
+            let store = maildir_store::MaildirStore::new(
+                cfg.storage.mail_root.clone(),
+                cfg.storage.location_template.clone(),
+            );
+            let location = mail_store::AccountLocation {
+                login: user.login.clone(),
+                location: user.mail_location.clone(),
+            };
+            let account = mail_store::MailStore::open_account(&store, &location)
+                .await
+                .map_err(|e| anyhow::anyhow!("opening the mail of {}: {e}", user.login))?;
+            let folder = mail_store::FolderName::new(&m.folder)
+                .map_err(|e| anyhow::anyhow!("--folder: {e}"))?;
+            let report = crate::migrate::mbox::import_mbox(&m.file, &account, &folder).await?;
+            println!("{report}");
+            Ok(())
+        }
         MigrateCommand::Accounts(a) => {
             let db = open_accounts(&a.config.config).await?;
             let report = crate::import_accounts::import(&db, &a.file, a.from, a.dry_run).await?;

@@ -26,6 +26,7 @@ pub mod import_accounts;
 pub mod legacy;
 pub mod listener;
 pub mod metrics;
+pub mod migrate;
 mod sessions;
 pub mod tls;
 
