@@ -41,6 +41,10 @@ use tracing::info;
 
 use crate::{Account, AuthCounters, AuthError, Authenticator, LoginAttempt, check_credentials};
 
+/// Logins at once an account may make from an address where it logged in
+/// before, on top of the address's free failures, without waiting.
+pub const KNOWN_GOOD_PARALLEL: u32 = 8;
+
 /// Throttling knobs. Defaults meet issue 4's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -271,6 +275,15 @@ impl Throttle {
 
         // Each schedule advances from its own slot; the attempt waits for both.
         let src_slot = src.next_free.max(now);
+        // An address where this account logged in before is trusted for it
+        // while the address has few failures (in-flight attempts count until
+        // they succeed): a client that opens several connections at once
+        // (Thunderbird opens up to five), or an office behind one NAT
+        // address, is not queued behind its own in-flight logins. Failures
+        // there still count, so a guesser on a trusted address loses the
+        // trust after `ip_free_failures` + [`KNOWN_GOOD_PARALLEL`].
+        let trusted =
+            known_good && src.failures < cfg.ip_free_failures.saturating_add(KNOWN_GOOD_PARALLEL);
         let acc = if known_good {
             None
         } else {
@@ -279,7 +292,8 @@ impl Throttle {
             Some(t)
         };
         let acc_slot = acc.as_ref().map_or(now, |t| t.next_free.max(now));
-        let wait = src_slot.max(acc_slot).saturating_duration_since(now);
+        let src_wait_slot = if trusted { now } else { src_slot };
+        let wait = src_wait_slot.max(acc_slot).saturating_duration_since(now);
         if wait > cfg.max_wait {
             return Admission::Refuse;
         }
@@ -848,5 +862,31 @@ mod tests {
         }
         assert_eq!(auth.inner().verdicts.load(Ordering::SeqCst), 1);
         assert_eq!(auth.counters().snapshot().throttled, 1);
+    }
+
+    #[test]
+    fn parallel_logins_from_a_known_good_address_are_not_queued() {
+        let t = Throttle::new(ThrottleConfig::default());
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        let now = Instant::now();
+        // One earlier successful login makes the address known-good.
+        assert_eq!(
+            t.admit(ip, "owner@example.org", now),
+            Admission::After(Duration::ZERO)
+        );
+        t.record_success(ip, "owner@example.org", now);
+        // Now five connections at once (Thunderbird's default) all go at once.
+        let later = now + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert_eq!(
+                t.admit(ip, "owner@example.org", later),
+                Admission::After(Duration::ZERO)
+            );
+        }
+        // Another account from the same address is still on the address's schedule.
+        assert_ne!(
+            t.admit(ip, "other@example.org", later),
+            Admission::After(Duration::ZERO)
+        );
     }
 }
