@@ -315,12 +315,17 @@ async fn move_is_a_rename_and_other_sessions_see_an_expunge() {
     }
     let mut one = account.open_folder(&inbox, false).await.unwrap();
     let mut two = account.open_folder(&inbox, false).await.unwrap();
-    let ino = |root: &Path| {
+    // The inode of the file holding `body` (file names do not sort in
+    // arrival order, so pick by content).
+    let ino = |root: &Path, body: &[u8]| {
         let cur = root.join("cur");
-        let first = files_in(&cur).into_iter().next().unwrap();
-        fs::metadata(cur.join(first)).unwrap().ino()
+        let file = files_in(&cur)
+            .into_iter()
+            .find(|f| fs::read(cur.join(f)).unwrap() == body)
+            .unwrap();
+        fs::metadata(cur.join(file)).unwrap().ino()
     };
-    let moved_ino = ino(account.root());
+    let moved_ino = ino(account.root(), b"a");
     let out = one.move_to(&[Uid(1), Uid(3)], &trash).await.unwrap();
     assert_eq!(out.uids, vec![(Uid(1), Uid(1)), (Uid(3), Uid(2))]);
     let left: Vec<u32> = one.messages().iter().map(|m| m.uid.0).collect();
@@ -338,7 +343,7 @@ async fn move_is_a_rename_and_other_sessions_see_an_expunge() {
     assert_eq!(in_trash.read_message(Uid(2)).await.unwrap(), b"c");
     assert_eq!(in_trash.messages()[0].flags, flags(&[Flag::Seen]));
     assert_eq!(
-        ino(&account.root().join(".Trash")),
+        ino(&account.root().join(".Trash"), b"a"),
         moved_ino,
         "renamed, not copied"
     );
