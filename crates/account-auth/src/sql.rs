@@ -717,18 +717,28 @@ impl SqlAccounts {
         self.builtin()?;
         let login = canonical(login)?;
         let hash = self.hash_new(password).await?;
+        self.insert_account(login, &hash, "account added").await
+    }
+
+    /// Inserts one account row; a duplicate login is [`DbError::Exists`].
+    async fn insert_account(
+        &self,
+        login: String,
+        hash: &str,
+        logged_as: &'static str,
+    ) -> Result<(), DbError> {
         let q = self.sql().insert;
         let done = on_pool!(&self.db, |pool| {
             sqlx::query(q)
                 .bind(&login)
-                .bind(&hash)
+                .bind(hash)
                 .execute(pool)
                 .await
                 .map(|_| ())
         });
         match done {
             Ok(()) => {
-                info!(target: "coffre::auth", login = ?login, "account added");
+                info!(target: "coffre::auth", login = ?login, "{logged_as}");
                 Ok(())
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Exists(login)),
@@ -746,23 +756,7 @@ impl SqlAccounts {
         if crate::password::scheme_of(hash).is_none() || hash.len() > 1024 {
             return Err(DbError::InvalidHash(login));
         }
-        let q = self.sql().insert;
-        let done = on_pool!(&self.db, |pool| {
-            sqlx::query(q)
-                .bind(&login)
-                .bind(hash)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        });
-        match done {
-            Ok(()) => {
-                info!(target: "coffre::auth", login = ?login, "account imported");
-                Ok(())
-            }
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Exists(login)),
-            Err(e) => Err(query_error("importing an account", &e)),
-        }
+        self.insert_account(login, hash, "account imported").await
     }
 
     /// Replaces an account's password (argon2id).
