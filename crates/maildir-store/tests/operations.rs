@@ -515,14 +515,13 @@ async fn watcher_wakes_for_sessions_and_external_delivery() {
     // Nothing happens: no wake-up (after at most a few settling ones).
     settle(&mut watcher).await;
 
-    // Another session's APPEND wakes it at once (in-process signal).
-    let started = std::time::Instant::now();
+    // Another session's APPEND wakes it (in-process signal; how fast is a
+    // benchmark's business, not a test's: the bound below only stops a hang).
     account
         .append(&inbox, b"x", &Flags::new(), None)
         .await
         .unwrap();
     assert!(wakes(&mut watcher, Duration::from_secs(5)).await);
-    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(
         idle.sync().await.unwrap(),
         vec![MailboxChange::Added(Uid(1))]
