@@ -131,7 +131,14 @@ mod tests {
                 pool.run(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(15));
+                    // Give a second job the chance to start alongside (on a
+                    // loaded machine the other pool thread may be slow to
+                    // run); bounded, so a pool of one would still finish.
+                    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                    while peak.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                     running.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await
