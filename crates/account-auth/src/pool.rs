@@ -96,9 +96,10 @@ impl HashPool {
             .map_err(|_| AuthError::Unavailable("hash pool closed".into()))?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _permit = permit;
             // A panicking hash (a bug) must not take the worker thread down.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            // The slot is free before the caller hears the job is done.
+            drop(permit);
             let _ = done.send(r.map_err(|_| ()));
         });
         self.jobs
