@@ -461,6 +461,12 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// One immediate, successful login: `home` becomes known-good for `login`.
+    fn log_in_once(t: &Throttle, home: IpAddr, login: &str, now: Instant) {
+        assert_eq!(t.admit(home, login, now), Admission::After(Duration::ZERO));
+        t.record_success(home, login, now);
+    }
+
     #[test]
     fn ipv6_is_keyed_by_slash_64() {
         assert_eq!(
@@ -552,11 +558,7 @@ mod tests {
         let t = Throttle::new(ThrottleConfig::default());
         let now = Instant::now();
         let home = ip("192.0.2.10");
-        assert_eq!(
-            t.admit(home, "u@example.org", now),
-            Admission::After(Duration::ZERO)
-        );
-        t.record_success(home, "u@example.org", now);
+        log_in_once(&t, home, "u@example.org", now);
         // Ten attackers, one failure each: sources stay free, the account does not.
         let waits: Vec<u64> = (1..=10)
             .map(
@@ -815,11 +817,7 @@ mod tests {
         let t = Throttle::new(ThrottleConfig::default());
         let now = Instant::now();
         let home = ip("192.0.2.10");
-        assert_eq!(
-            t.admit(home, "v@example.org", now),
-            Admission::After(Duration::ZERO)
-        );
-        t.record_success(home, "v@example.org", now);
+        log_in_once(&t, home, "v@example.org", now);
         // Six addresses, one failure each: the account is now throttled.
         for i in 0..6 {
             let _ = t.admit(ip(&format!("203.0.113.{i}")), "v@example.org", now);
@@ -867,25 +865,21 @@ mod tests {
     #[test]
     fn parallel_logins_from_a_known_good_address_are_not_queued() {
         let t = Throttle::new(ThrottleConfig::default());
-        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        let home = ip("192.0.2.10");
         let now = Instant::now();
         // One earlier successful login makes the address known-good.
-        assert_eq!(
-            t.admit(ip, "owner@example.org", now),
-            Admission::After(Duration::ZERO)
-        );
-        t.record_success(ip, "owner@example.org", now);
+        log_in_once(&t, home, "owner@example.org", now);
         // Now five connections at once (Thunderbird's default) all go at once.
         let later = now + Duration::from_secs(60);
         for _ in 0..5 {
             assert_eq!(
-                t.admit(ip, "owner@example.org", later),
+                t.admit(home, "owner@example.org", later),
                 Admission::After(Duration::ZERO)
             );
         }
         // Another account from the same address is still on the address's schedule.
         assert_ne!(
-            t.admit(ip, "other@example.org", later),
+            t.admit(home, "other@example.org", later),
             Admission::After(Duration::ZERO)
         );
     }
