@@ -175,6 +175,34 @@ pub trait Mailbox: Send + Sync + 'static {
         flags: &Flags,
     ) -> impl Future<Output = StoreResult<Vec<(Uid, Flags)>>> + Send;
 
+    /// [`Mailbox::store_flags`] on the messages whose mod-sequence is at most
+    /// `unchanged_since` (RFC 7162 §3.1.3), decided and applied atomically
+    /// against other sessions; the others are returned as `modified`.
+    fn store_flags_unchanged_since(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: u64,
+    ) -> impl Future<Output = StoreResult<ConditionalStore>> + Send;
+
+    /// Values kept for these messages by [`Mailbox::cache_fields`], one per
+    /// UID in order (`None` where nothing is kept).
+    fn cached_fields(
+        &self,
+        uids: &[Uid],
+        field: CachedField,
+    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send;
+
+    /// Keeps derived values for later [`Mailbox::cached_fields`] calls, by
+    /// this and other sessions. A backend may drop entries (it is a cache);
+    /// failing to keep them is not an error the client needs to see.
+    fn cache_fields(
+        &self,
+        field: CachedField,
+        entries: Vec<(Uid, Vec<u8>)>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Removes the given messages for good, all or none visible afterwards.
     fn expunge(&mut self, uids: &[Uid]) -> impl Future<Output = StoreResult<Vec<Uid>>> + Send;
 

@@ -35,10 +35,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{
-    AccountLocation, AccountStore, AppendOutcome, ChangeSignal, ChangeWatcher, CopyOutcome, FlagOp,
-    Flags, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxChange,
-    MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError,
-    StoreErrorKind, StoreResult, Uid, UidValidity,
+    AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeSignal, ChangeWatcher,
+    ConditionalStore, CopyOutcome, FlagOp, Flags, FolderInfo, FolderName, HIERARCHY_SEPARATOR,
+    MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage,
+    SpecialUseNames, StoreError, StoreErrorKind, StoreResult, Uid, UidValidity,
 };
 
 /// The first UIDVALIDITY handed out; later folders count up from here, so
@@ -78,6 +78,10 @@ struct FolderState {
     /// The UID the next message gets; never goes down.
     uid_next: u32,
     messages: BTreeMap<Uid, StoredMessage>,
+    /// HIGHESTMODSEQ: the last mod-sequence given out (RFC 7162).
+    highest_modseq: u64,
+    /// Values sessions asked to keep ([`Mailbox::cache_fields`]).
+    cache: BTreeMap<(Uid, CachedField), Vec<u8>>,
     /// Bumped on every change; watchers wait on it.
     signal: ChangeSignal,
 }
@@ -90,6 +94,7 @@ struct StoredMessage {
     /// The session that sees this message as `\Recent`, once one has.
     recent_owner: Option<u64>,
     pop3_uidl: Option<String>,
+    modseq: u64,
 }
 
 impl StoreState {
@@ -99,6 +104,8 @@ impl StoreState {
             uid_validity: UidValidity(FIRST_UID_VALIDITY.wrapping_add(self.folders_created)),
             uid_next: 1,
             messages: BTreeMap::new(),
+            highest_modseq: 1,
+            cache: BTreeMap::new(),
             signal: ChangeSignal::new(),
         }
     }
@@ -213,6 +220,31 @@ fn now_secs() -> i64 {
 }
 
 impl FolderState {
+    /// Gives out the next mod-sequence.
+    fn next_modseq(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    /// Forgets messages (expunge, move): their cache entries go, and the
+    /// expunge itself takes a mod-sequence (RFC 7162 §3.1.2).
+    fn remove_messages(&mut self, uids: &[Uid]) -> Vec<Uid> {
+        let mut removed = Vec::with_capacity(uids.len());
+        for uid in uids {
+            if self.messages.remove(uid).is_some() {
+                removed.push(*uid);
+                for field in CachedField::ALL {
+                    self.cache.remove(&(*uid, field));
+                }
+            }
+        }
+        if !removed.is_empty() {
+            self.next_modseq();
+            self.signal.bump();
+        }
+        removed
+    }
+
     /// Stores a message under the next UID.
     fn add(
         &mut self,
@@ -229,6 +261,7 @@ impl FolderState {
         }
         let uid = Uid(self.uid_next);
         self.uid_next += 1;
+        let modseq = self.next_modseq();
         self.messages.insert(
             uid,
             StoredMessage {
@@ -237,6 +270,7 @@ impl FolderState {
                 internal_date,
                 recent_owner: None,
                 pop3_uidl,
+                modseq,
             },
         );
         self.signal.bump();
@@ -440,6 +474,7 @@ impl AccountStore for MemoryAccount {
             uid_validity: UidValidity(0),
             uid_next: Uid(1),
             snapshot: Vec::new(),
+            highest_modseq: 1,
             seen_version: signal.version(),
             signal,
         };
@@ -597,6 +632,7 @@ impl AccountStore for MemoryAccount {
             messages: count(&|_| true),
             unseen: count(&|m| !m.flags.contains(&crate::Flag::Seen)),
             recent: count(&|m| m.recent_owner.is_none()),
+            highest_modseq: folder.highest_modseq,
         })
     }
 
@@ -651,6 +687,8 @@ pub struct MemoryMailbox {
     uid_next: Uid,
     /// Messages as of the last sync, ascending by UID.
     snapshot: Vec<MessageMeta>,
+    /// HIGHESTMODSEQ as of the last sync (or our own last change).
+    highest_modseq: u64,
 }
 
 impl MemoryMailbox {
@@ -683,9 +721,11 @@ impl MemoryMailbox {
                 internal_date: message.internal_date,
                 recent,
                 pop3_uidl: message.pop3_uidl.clone(),
+                modseq: message.modseq,
             });
         }
         self.uid_validity = folder.uid_validity;
+        self.highest_modseq = folder.highest_modseq;
         self.uid_next = Uid(folder.uid_next);
         drop(state);
 
@@ -696,6 +736,61 @@ impl MemoryMailbox {
 
     fn position(&self, uid: Uid) -> Option<usize> {
         self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// STORE, optionally only on messages not modified since
+    /// `unchanged_since`; a message whose flags do not change keeps its
+    /// mod-sequence (RFC 7162 §3.1.3 lets the server skip the no-op).
+    fn store_conditional(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<ConditionalStore> {
+        let mut outcome = ConditionalStore::default();
+        let mut modseqs = Vec::with_capacity(uids.len());
+        {
+            let mut state = lock(&self.shared);
+            let folder = state.folder_mut(&self.login, &self.name)?;
+            let mut bumped = false;
+            for uid in uids {
+                let Some(current) = folder.messages.get(uid) else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|limit| current.modseq > limit) {
+                    outcome.modified.push(*uid);
+                    continue;
+                }
+                let new_flags = apply_flag_op(&current.flags, op, flags);
+                let modseq = if new_flags == current.flags {
+                    current.modseq
+                } else {
+                    bumped = true;
+                    folder.next_modseq()
+                };
+                if let Some(message) = folder.messages.get_mut(uid) {
+                    message.flags = new_flags.clone();
+                    message.modseq = modseq;
+                }
+                modseqs.push(modseq);
+                outcome.stored.push((*uid, new_flags));
+            }
+            if bumped {
+                folder.signal.bump();
+            }
+            self.highest_modseq = folder.highest_modseq;
+        }
+        outcome.modified.sort_unstable();
+        outcome.modified.dedup();
+        // Our own change is not news to us at the next sync.
+        for ((uid, new_flags), modseq) in outcome.stored.iter().zip(modseqs) {
+            if let Some(i) = self.position(*uid) {
+                self.snapshot[i].flags = new_flags.clone();
+                self.snapshot[i].modseq = modseq;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Copies (and for a move, removes) messages under one lock, so the
@@ -742,10 +837,8 @@ impl MemoryMailbox {
         }
         if remove && !picked.is_empty() {
             let source = state.folder_mut(&self.login, &self.name)?;
-            for (uid, _) in &picked {
-                source.messages.remove(uid);
-            }
-            source.signal.bump();
+            let moved: Vec<Uid> = picked.iter().map(|(uid, _)| *uid).collect();
+            source.remove_messages(&moved);
         }
         Ok(CopyOutcome {
             uid_validity,
@@ -810,6 +903,7 @@ impl Mailbox for MemoryMailbox {
             messages: count(&|_| true),
             unseen: count(&|m| !m.flags.contains(&crate::Flag::Seen)),
             recent: count(&|m| m.recent),
+            highest_modseq: self.highest_modseq,
         }
     }
 
@@ -846,46 +940,62 @@ impl Mailbox for MemoryMailbox {
         if self.read_only {
             return Err(self.not_writable());
         }
-        let mut changed = Vec::with_capacity(uids.len());
-        {
-            let mut state = lock(&self.shared);
-            let folder = state.folder_mut(&self.login, &self.name)?;
-            for uid in uids {
-                if let Some(message) = folder.messages.get_mut(uid) {
-                    message.flags = apply_flag_op(&message.flags, op, flags);
-                    changed.push((*uid, message.flags.clone()));
-                }
-            }
-            if !changed.is_empty() {
-                folder.signal.bump();
+        let outcome = self.store_conditional(uids, op, flags, None)?;
+        Ok(outcome.stored)
+    }
+
+    async fn store_flags_unchanged_since(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: u64,
+    ) -> StoreResult<ConditionalStore> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        self.store_conditional(uids, op, flags, Some(unchanged_since))
+    }
+
+    async fn cached_fields(
+        &self,
+        uids: &[Uid],
+        field: CachedField,
+    ) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let mut state = lock(&self.shared);
+        let folder = state.folder_mut(&self.login, &self.name)?;
+        Ok(uids
+            .iter()
+            .map(|uid| folder.cache.get(&(*uid, field)).cloned())
+            .collect())
+    }
+
+    async fn cache_fields(
+        &self,
+        field: CachedField,
+        entries: Vec<(Uid, Vec<u8>)>,
+    ) -> StoreResult<()> {
+        let mut state = lock(&self.shared);
+        let folder = state.folder_mut(&self.login, &self.name)?;
+        for (uid, value) in entries {
+            if folder.messages.contains_key(&uid) {
+                folder.cache.insert((uid, field), value);
             }
         }
-        // Our own change is not news to us at the next sync.
-        for (uid, new_flags) in &changed {
-            if let Some(i) = self.position(*uid) {
-                self.snapshot[i].flags = new_flags.clone();
-            }
-        }
-        Ok(changed)
+        Ok(())
     }
 
     async fn expunge(&mut self, uids: &[Uid]) -> StoreResult<Vec<Uid>> {
         if self.read_only {
             return Err(self.not_writable());
         }
-        let mut removed = Vec::with_capacity(uids.len());
-        {
+        let mut removed = {
             let mut state = lock(&self.shared);
             let folder = state.folder_mut(&self.login, &self.name)?;
-            for uid in uids {
-                if folder.messages.remove(uid).is_some() {
-                    removed.push(*uid);
-                }
-            }
-            if !removed.is_empty() {
-                folder.signal.bump();
-            }
-        }
+            let removed = folder.remove_messages(uids);
+            self.highest_modseq = folder.highest_modseq;
+            removed
+        };
         removed.sort_unstable();
         removed.dedup();
         // Only what we removed leaves our snapshot; a message another

@@ -231,6 +231,10 @@ pub struct MailboxStatus {
     pub unseen: u32,
     /// Messages this session sees as `\Recent`.
     pub recent: u32,
+    /// The folder's HIGHESTMODSEQ (RFC 7162 §3.1.2): the largest mod-sequence
+    /// of any message or expunge in it; never goes down while UIDVALIDITY
+    /// stays, and is at least 1.
+    pub highest_modseq: u64,
 }
 
 /// What a session needs to know of one message without reading it.
@@ -248,6 +252,63 @@ pub struct MessageMeta {
     pub recent: bool,
     /// A POP3 UIDL carried over from a previous server, if one was recorded.
     pub pop3_uidl: Option<String>,
+    /// Its mod-sequence (RFC 7162 CONDSTORE): raised to a new, folder-wide
+    /// unique value whenever its flags change; at least 1.
+    pub modseq: u64,
+}
+
+/// What a conditional STORE (`UNCHANGEDSINCE`, RFC 7162 §3.1.3) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConditionalStore {
+    /// Messages whose flags were set, with their new flags (their new
+    /// mod-sequences are in [`crate::Mailbox::messages`] afterwards).
+    pub stored: Vec<(Uid, Flags)>,
+    /// Messages left alone because their mod-sequence was above the
+    /// client's `UNCHANGEDSINCE` (the `[MODIFIED]` set), ascending.
+    pub modified: Vec<Uid>,
+}
+
+/// Per-message values a session derives from a message's bytes and asks the
+/// store to keep (on disk where the backend can), so that FETCH of ENVELOPE
+/// or BODYSTRUCTURE need not read and parse the message again.
+///
+/// The store treats the values as opaque bytes: they must depend only on the
+/// message's content, which never changes for a UID, so an entry is valid
+/// until its message is expunged or the folder's UIDVALIDITY changes. The
+/// session puts its own format version inside the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CachedField {
+    /// The encoded ENVELOPE.
+    Envelope,
+    /// The encoded BODYSTRUCTURE (extensible form).
+    BodyStructure,
+    /// The encoded BODY (non-extensible form).
+    Body,
+}
+
+impl CachedField {
+    /// Every field, in a fixed order (for backends that index by number).
+    pub const ALL: [CachedField; 3] = [
+        CachedField::Envelope,
+        CachedField::BodyStructure,
+        CachedField::Body,
+    ];
+
+    /// A stable small number for on-disk formats.
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            CachedField::Envelope => 1,
+            CachedField::BodyStructure => 2,
+            CachedField::Body => 3,
+        }
+    }
+
+    /// The field with [`CachedField::code`] `code`.
+    #[must_use]
+    pub fn from_code(code: u8) -> Option<CachedField> {
+        CachedField::ALL.into_iter().find(|f| f.code() == code)
+    }
 }
 
 /// A change picked up by [`crate::Mailbox::sync`].

@@ -372,6 +372,8 @@ pub fn status(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<Mailbox
         messages: count(&|_| true),
         unseen: count(&|m| !m.flags.contains(&Flag::Seen)),
         recent: count(&|m| m.uid.0 >= synced.first_recent),
+        // INTERIM: mod-sequences are not persisted yet.
+        highest_modseq: 1,
     })
 }
 

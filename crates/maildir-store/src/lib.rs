@@ -29,10 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mail_store::{
-    AccountLocation, AccountStore, AppendOutcome, ChangeWatcher, CopyOutcome, Flag, FlagOp, Flags,
-    FolderInfo, FolderName, MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock,
-    MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError, StoreErrorKind, StoreResult, Uid,
-    UidValidity,
+    AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeWatcher, ConditionalStore,
+    CopyOutcome, Flag, FlagOp, Flags, FolderInfo, FolderName, MailStore, Mailbox, MailboxChange,
+    MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError,
+    StoreErrorKind, StoreResult, Uid, UidValidity,
 };
 
 pub mod account;
@@ -549,6 +549,8 @@ impl Mailbox for MaildirMailbox {
             messages: count(&|_| true),
             unseen: count(&|m| !m.flags.contains(&Flag::Seen)),
             recent: count(&|m| m.recent),
+            // INTERIM: mod-sequences are not persisted yet.
+            highest_modseq: 1,
         }
     }
 
@@ -613,6 +615,8 @@ impl Mailbox for MaildirMailbox {
                 internal_date: m.internal_date,
                 recent,
                 pop3_uidl: m.pop3_uidl,
+                // INTERIM: mod-sequences are not persisted yet.
+                modseq: 1,
             });
             files.insert(m.uid, m.filename);
         }
@@ -666,6 +670,41 @@ impl Mailbox for MaildirMailbox {
             }
         }
         Ok(out)
+    }
+
+    async fn store_flags_unchanged_since(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: u64,
+    ) -> StoreResult<ConditionalStore> {
+        // INTERIM: not atomic against other sessions until mod-sequences
+        // are persisted under the folder lock.
+        let (keep, modified): (Vec<Uid>, Vec<Uid>) = uids.iter().partition(|uid| {
+            self.position(**uid)
+                .is_none_or(|i| self.snapshot[i].modseq <= unchanged_since)
+        });
+        let stored = self.store_flags(&keep, op, flags).await?;
+        Ok(ConditionalStore { stored, modified })
+    }
+
+    async fn cached_fields(
+        &self,
+        uids: &[Uid],
+        _field: CachedField,
+    ) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        // INTERIM: no on-disk cache yet.
+        Ok(vec![None; uids.len()])
+    }
+
+    async fn cache_fields(
+        &self,
+        _field: CachedField,
+        _entries: Vec<(Uid, Vec<u8>)>,
+    ) -> StoreResult<()> {
+        // INTERIM: no on-disk cache yet.
+        Ok(())
     }
 
     async fn expunge(&mut self, uids: &[Uid]) -> StoreResult<Vec<Uid>> {

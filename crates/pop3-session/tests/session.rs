@@ -13,9 +13,10 @@ use account_auth::Mechanism;
 use account_auth::testing::StaticAuthenticator;
 use mail_store::memory::{MemoryAccount, MemoryMailbox, MemoryStore};
 use mail_store::{
-    AccountLocation, AccountStore, AppendOutcome, ChangeWatcher, CopyOutcome, Flag, FlagOp, Flags,
-    FolderInfo, FolderName, MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock,
-    MessageMeta, Quota, QuotaUsage, StoreError, StoreErrorKind, StoreResult, Uid,
+    AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeWatcher, ConditionalStore,
+    CopyOutcome, Flag, FlagOp, Flags, FolderInfo, FolderName, MailStore, Mailbox, MailboxChange,
+    MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage, StoreError, StoreErrorKind,
+    StoreResult, Uid,
 };
 use pop3_session::{
     AUTHORIZATION_IDLE_TIMEOUT, ConnectionInfo, MAX_BAD_COMMANDS, Next, Pop3Config, Pop3Session,
@@ -220,6 +221,33 @@ impl Mailbox for FaultyMailbox {
         flags: &Flags,
     ) -> impl Future<Output = StoreResult<Vec<(Uid, Flags)>>> + Send {
         self.inner.store_flags(uids, op, flags)
+    }
+
+    fn store_flags_unchanged_since(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: u64,
+    ) -> impl Future<Output = StoreResult<ConditionalStore>> + Send {
+        self.inner
+            .store_flags_unchanged_since(uids, op, flags, unchanged_since)
+    }
+
+    fn cached_fields(
+        &self,
+        uids: &[Uid],
+        field: CachedField,
+    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
+        self.inner.cached_fields(uids, field)
+    }
+
+    fn cache_fields(
+        &self,
+        field: CachedField,
+        entries: Vec<(Uid, Vec<u8>)>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.cache_fields(field, entries)
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> impl Future<Output = StoreResult<Vec<Uid>>> + Send {
