@@ -11,10 +11,14 @@
 //!   up to the command-line limit; Coffre is lenient up to 512);
 //! - SASL continuation lines: [`MAX_SASL_LINE`].
 //!
-//! Memory stays bounded: a line that grows past the limit in force is dropped
-//! as it arrives, the decoder skips to its LF without keeping any of it, and
-//! then reports one [`ParseError::LineTooLong`] in its place, in order with
-//! the lines around it. Pipelined lines are kept until drained; the driver
+//! Memory stays bounded: a line that grows past [`MAX_SASL_LINE`] is dropped
+//! as it arrives, the decoder skips to its LF keeping only its first octets
+//! (to tell an `AUTH` line), and then reports one [`ParseError::LineTooLong`]
+//! in its place, in order with the lines around it. The limit a line is held
+//! to, and the one reported, depend only on the line and on what the session
+//! expects when it takes the line — never on how TCP split the stream (an
+//! earlier version dropped at 512 or 8 KiB depending on whether lines were
+//! queued; see F1 in docs/fuzzing.md). Pipelined lines are kept until drained; the driver
 //! bounds them by draining before it reads more.
 
 use std::collections::VecDeque;
@@ -31,32 +35,17 @@ pub const MAX_AUTH_LINE: usize = 512;
 /// Longest SASL continuation line, octets including CRLF.
 pub const MAX_SASL_LINE: usize = 8 * 1024;
 
-/// What kind of line the session expects next; it decides how long the line
-/// now arriving may grow before it is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineMode {
-    Command,
-    SaslResponse,
-}
-
-impl LineMode {
-    /// The longest line this mode may ever accept, including CRLF.
-    fn cap(self) -> usize {
-        match self {
-            // An AUTH line is a command line; its keyword is not known yet.
-            LineMode::Command => MAX_AUTH_LINE,
-            LineMode::SaslResponse => MAX_SASL_LINE,
-        }
-    }
-}
+/// Octets kept of a dropped line: enough to tell `AUTH ` from other keywords.
+const DROPPED_HEAD: usize = 5;
 
 /// One framed line.
 #[derive(Debug)]
 enum Frame {
     /// A complete line without its terminator.
     Line(Vec<u8>),
-    /// A line that was dropped because it grew past `limit`.
-    TooLong { limit: usize },
+    /// A line that was dropped because it grew past [`MAX_SASL_LINE`]; its
+    /// first octets.
+    TooLong { head: Vec<u8> },
 }
 
 /// The incremental POP3 line decoder.
@@ -66,10 +55,9 @@ pub struct Pop3Decoder {
     frames: VecDeque<Frame>,
     /// The line being received.
     partial: Vec<u8>,
-    /// Set while skipping the rest of a line that was too long: holds the
-    /// limit it broke.
-    skipping: Option<usize>,
-    mode: LineMode,
+    /// Set while skipping the rest of a line that was too long: holds its
+    /// first octets.
+    skipping: Option<Vec<u8>>,
 }
 
 impl Default for Pop3Decoder {
@@ -85,7 +73,6 @@ impl Pop3Decoder {
             frames: VecDeque::new(),
             partial: Vec::new(),
             skipping: None,
-            mode: LineMode::Command,
         }
     }
 
@@ -115,16 +102,13 @@ impl Pop3Decoder {
     /// Takes the next line as a command. `None` means more input is needed.
     #[allow(clippy::should_implement_trait)] // fallible, and not an iterator over owned input
     pub fn next(&mut self) -> Option<Result<Command, ParseError>> {
-        self.mode = LineMode::Command;
         let frame = self.frames.pop_front()?;
         Some(match frame {
-            Frame::TooLong { limit } => Err(ParseError::LineTooLong { limit }),
+            Frame::TooLong { head } => Err(ParseError::LineTooLong {
+                limit: command_limit(&head),
+            }),
             Frame::Line(line) => {
-                let limit = if is_auth_line(&line) {
-                    MAX_AUTH_LINE
-                } else {
-                    MAX_COMMAND_LINE
-                };
+                let limit = command_limit(&line);
                 if line.len() + 2 > limit {
                     Err(ParseError::LineTooLong { limit })
                 } else {
@@ -134,20 +118,15 @@ impl Pop3Decoder {
         })
     }
 
-    /// Tells the decoder that the next line is a SASL continuation answer
-    /// (call after sending `+ `), so that it may be up to [`MAX_SASL_LINE`].
-    pub fn expect_sasl_response(&mut self) {
-        self.mode = LineMode::SaslResponse;
-    }
-
-    /// Takes the next line as a SASL continuation answer. `None` means more
-    /// input is needed. After a line was taken the decoder expects commands
-    /// again.
+    /// Takes the next line as a SASL continuation answer (after the session
+    /// sent `+ `), held to [`MAX_SASL_LINE`]. `None` means more input is
+    /// needed.
     pub fn next_sasl_response(&mut self) -> Option<Result<SaslResponse, ParseError>> {
         let frame = self.frames.pop_front()?;
-        self.mode = LineMode::Command;
         Some(match frame {
-            Frame::TooLong { limit } => Err(ParseError::LineTooLong { limit }),
+            Frame::TooLong { .. } => Err(ParseError::LineTooLong {
+                limit: MAX_SASL_LINE,
+            }),
             Frame::Line(line) if line.len() + 2 > MAX_SASL_LINE => Err(ParseError::LineTooLong {
                 limit: MAX_SASL_LINE,
             }),
@@ -155,34 +134,26 @@ impl Pop3Decoder {
         })
     }
 
-    /// The cap for the line now arriving: the current mode's when it is the
-    /// next line the session will read, else the largest (the session may
-    /// switch modes before it gets there).
-    fn partial_cap(&self) -> usize {
-        if self.frames.is_empty() {
-            self.mode.cap()
-        } else {
-            MAX_SASL_LINE
-        }
-    }
-
     fn extend_partial(&mut self, bytes: &[u8]) {
         if self.skipping.is_some() {
             return;
         }
-        let cap = self.partial_cap();
-        // The partial line may still hold its CR, hence `cap - 1`.
-        if self.partial.len() + bytes.len() > cap - 1 {
-            self.partial = Vec::new();
-            self.skipping = Some(cap);
+        // One cap for every line, whatever the session expects now: which
+        // limit applies is decided when the line is taken. The partial line
+        // may still hold its CR, hence `- 1`.
+        if self.partial.len() + bytes.len() > MAX_SASL_LINE - 1 {
+            let mut head = std::mem::take(&mut self.partial);
+            head.extend_from_slice(&bytes[..bytes.len().min(DROPPED_HEAD)]);
+            head.truncate(DROPPED_HEAD);
+            self.skipping = Some(head);
         } else {
             self.partial.extend_from_slice(bytes);
         }
     }
 
     fn end_line(&mut self) {
-        if let Some(limit) = self.skipping.take() {
-            self.frames.push_back(Frame::TooLong { limit });
+        if let Some(head) = self.skipping.take() {
+            self.frames.push_back(Frame::TooLong { head });
             return;
         }
         let mut line = std::mem::take(&mut self.partial);
@@ -190,6 +161,16 @@ impl Pop3Decoder {
             line.pop();
         }
         self.frames.push_back(Frame::Line(line));
+    }
+}
+
+/// The limit a command line is held to: [`MAX_AUTH_LINE`] for `AUTH`, else
+/// [`MAX_COMMAND_LINE`].
+fn command_limit(line: &[u8]) -> usize {
+    if is_auth_line(line) {
+        MAX_AUTH_LINE
+    } else {
+        MAX_COMMAND_LINE
     }
 }
 
@@ -315,14 +296,14 @@ mod tests {
         assert_eq!(d.next(), Some(Ok(Command::Noop)));
         for _ in 0..10_000 {
             d.enqueue(&[b'A'; 1024]);
-            assert!(d.buffered_partial() < MAX_AUTH_LINE);
+            assert!(d.buffered_partial() < MAX_SASL_LINE);
             assert!(!d.has_line());
         }
         d.enqueue(b"AAAA\r\nSTAT\r\n");
         assert_eq!(
             d.next(),
             Some(Err(ParseError::LineTooLong {
-                limit: MAX_AUTH_LINE
+                limit: MAX_COMMAND_LINE
             }))
         );
         assert_eq!(d.next(), Some(Ok(Command::Stat)));
@@ -340,7 +321,7 @@ mod tests {
         assert_eq!(
             d.next(),
             Some(Err(ParseError::LineTooLong {
-                limit: MAX_SASL_LINE
+                limit: MAX_COMMAND_LINE
             }))
         );
         assert_eq!(d.next(), Some(Ok(Command::Noop)));
@@ -357,7 +338,6 @@ mod tests {
                 ..
             }))
         ));
-        d.expect_sasl_response();
         let data = vec![7u8; 6000]; // 8000 base64 chars
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &data);
         for chunk in b64.as_bytes().chunks(100) {
@@ -375,11 +355,10 @@ mod tests {
         assert_eq!(
             d.next(),
             Some(Err(ParseError::LineTooLong {
-                limit: MAX_AUTH_LINE
+                limit: MAX_COMMAND_LINE
             }))
         );
         // And a SASL line over 8 KiB is dropped.
-        d.expect_sasl_response();
         d.enqueue(&[b'A'; MAX_SASL_LINE]);
         d.enqueue(b"\r\n");
         assert_eq!(
@@ -388,9 +367,118 @@ mod tests {
                 limit: MAX_SASL_LINE
             }))
         );
-        d.expect_sasl_response();
         d.enqueue(b"*\r\n");
         assert_eq!(d.next_sasl_response(), Some(Ok(SaslResponse::Cancel)));
+    }
+
+    /// F1 (docs/fuzzing.md): the same bytes give the same results however
+    /// the stream is split and whatever is queued before them.
+    #[test]
+    fn over_long_lines_are_reported_alike_however_they_arrive() {
+        let mut stream = b"NOOP\r\n".to_vec();
+        stream.extend(vec![b'x'; 600]);
+        stream.extend(b"\r\nAUTH PLAIN ");
+        stream.extend(vec![b'A'; 9_000]);
+        stream.extend(b"\r\nUSER ");
+        stream.extend(vec![b'u'; 20_000]);
+        stream.extend(b"\r\nSTAT\r\nRETR 1");
+        stream.extend(vec![b'9'; 563]);
+        let mut whole = Pop3Decoder::new();
+        whole.enqueue(&stream);
+        let expected = drain(&mut whole);
+        assert_eq!(
+            expected,
+            vec![
+                Ok(Command::Noop),
+                Err(ParseError::LineTooLong {
+                    limit: MAX_COMMAND_LINE
+                }),
+                Err(ParseError::LineTooLong {
+                    limit: MAX_AUTH_LINE
+                }),
+                Err(ParseError::LineTooLong {
+                    limit: MAX_COMMAND_LINE
+                }),
+                Ok(Command::Stat),
+            ]
+        );
+        let partial = whole.buffered_partial();
+        assert_eq!(partial, 6 + 563);
+        for size in [1, 2, 3, 7, 64, 255, 256, 511, 512, 513, 4096, 8191, 8192] {
+            let mut d = Pop3Decoder::new();
+            let mut got = Vec::new();
+            for chunk in stream.chunks(size) {
+                d.enqueue(chunk);
+                got.extend(drain(&mut d));
+            }
+            assert_eq!(got, expected, "chunk size {size}");
+            assert_eq!(d.buffered_partial(), partial, "chunk size {size}");
+        }
+    }
+
+    /// Replays the fuzz target's chunking invariant on the two F1 crash
+    /// files (docs/fuzzing.md), with the target's input layout.
+    #[test]
+    fn f1_fuzz_artifacts_now_hold_the_invariant() {
+        fn run(stream: &[u8], sizes: &[u8], chunked: bool) -> (Vec<String>, usize) {
+            let mut d = Pop3Decoder::new();
+            let mut items = Vec::new();
+            let mut sasl_next = false;
+            let mut drain = |d: &mut Pop3Decoder, items: &mut Vec<String>| {
+                loop {
+                    if sasl_next {
+                        let Some(r) = d.next_sasl_response() else {
+                            return;
+                        };
+                        sasl_next = false;
+                        items.push(format!("{r:?}"));
+                    } else {
+                        let Some(r) = d.next() else { return };
+                        if let Ok(Command::Auth {
+                            mechanism: Some(_),
+                            initial_response: None,
+                        }) = &r
+                        {
+                            sasl_next = true;
+                        }
+                        items.push(format!("{r:?}"));
+                    }
+                }
+            };
+            if chunked {
+                let mut rest = stream;
+                let mut i = 0;
+                while !rest.is_empty() {
+                    let size = sizes
+                        .get(i % sizes.len().max(1))
+                        .map_or(1, |&b| usize::from(b) + 1)
+                        .min(rest.len());
+                    let (chunk, tail) = rest.split_at(size);
+                    d.enqueue(chunk);
+                    drain(&mut d, &mut items);
+                    rest = tail;
+                    i += 1;
+                }
+            } else {
+                d.enqueue(stream);
+                drain(&mut d, &mut items);
+            }
+            (items, d.buffered_partial())
+        }
+        let artifacts: [&[u8]; 2] = [
+            include_bytes!(
+                "../fuzz/artifacts-known/pop3_command/crash-101b5b943c8bfd0063fd3f8e5fa77b8afcfbe26d"
+            ),
+            include_bytes!(
+                "../fuzz/artifacts-known/pop3_command/crash-c078ddad8e1edd274c28f2bcf7bb86ebac61aca3"
+            ),
+        ];
+        for data in artifacts {
+            let (&head, rest) = data.split_first().unwrap();
+            let k = usize::from(head % 8).min(rest.len());
+            let (sizes, stream) = rest.split_at(k);
+            assert_eq!(run(stream, sizes, false), run(stream, sizes, true));
+        }
     }
 
     #[test]
@@ -417,8 +505,7 @@ mod tests {
                 loop {
                     taken += 1;
                     let got = if taken.is_multiple_of(sasl_every) {
-                        d.expect_sasl_response();
-                        d.next_sasl_response().map(|r| r.map(|_| ()))
+                                        d.next_sasl_response().map(|r| r.map(|_| ()))
                     } else {
                         d.next().map(|r| r.map(|_| ()))
                     };

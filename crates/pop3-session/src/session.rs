@@ -332,7 +332,6 @@ impl<S: MailStore, A: Authenticator> Pop3Session<S, A> {
                 // RFC 5034 §4: an empty challenge, the client answers on its own line.
                 Response::SaslChallenge(b"").encode(out);
                 *sasl_pending = true;
-                self.decoder.expect_sasl_response();
                 Next::Continue
             }
         }

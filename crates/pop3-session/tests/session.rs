@@ -1055,7 +1055,7 @@ async fn huge_line_is_refused_without_buffering() {
     }
     assert_eq!(
         c.send(b"\r\nNOOP\r\n").await,
-        "-ERR Line too long (limit 512 octets)\r\n+OK\r\n"
+        "-ERR Line too long (limit 255 octets)\r\n+OK\r\n"
     );
 }
 

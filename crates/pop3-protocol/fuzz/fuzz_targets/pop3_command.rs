@@ -37,7 +37,6 @@ fn drain(decoder: &mut Pop3Decoder, sasl_next: &mut bool, items: &mut Vec<Item>)
                 initial_response: None,
             }) = &result
             {
-                decoder.expect_sasl_response();
                 *sasl_next = true;
             }
             items.push(Item::Command(result));
