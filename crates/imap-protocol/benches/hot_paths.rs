@@ -63,8 +63,16 @@ fn fetch_response(seq: u32) -> Response {
     let envelope = Envelope {
         date: Some(b"Tue, 24 Nov 2026 09:15:02 +0100".to_vec()),
         subject: Some(format!("Re: Quarterly figures, draft {seq} \"final\"").into_bytes()),
-        from: vec![address("=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=", "joerg", "example.de")],
-        sender: vec![address("=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=", "joerg", "example.de")],
+        from: vec![address(
+            "=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=",
+            "joerg",
+            "example.de",
+        )],
+        sender: vec![address(
+            "=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=",
+            "joerg",
+            "example.de",
+        )],
         reply_to: vec![address("Finance", "finance", "example.de")],
         to: vec![
             address("Alice", "alice", "example.org"),
@@ -143,7 +151,12 @@ fn main() {
         commands
     });
     assert_eq!(commands, n);
-    report("Receiver: pipelined input in 16 KiB reads", n, stream.len(), took);
+    report(
+        "Receiver: pipelined input in 16 KiB reads",
+        n,
+        stream.len(),
+        took,
+    );
 
     // 3. Encoding a first sync's metadata FETCH responses.
     let m = 10_000 * scale;
@@ -157,5 +170,10 @@ fn main() {
         out.len()
     });
     assert!(encoded > m * 300);
-    report("encode * FETCH (UID FLAGS DATE SIZE ENVELOPE)", m, encoded, took);
+    report(
+        "encode * FETCH (UID FLAGS DATE SIZE ENVELOPE)",
+        m,
+        encoded,
+        took,
+    );
 }
