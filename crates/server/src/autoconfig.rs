@@ -18,12 +18,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::http::{self, Bounds, Request};
 use crate::tls::TlsState;
 
 /// What the answers advertise.
@@ -45,15 +45,6 @@ pub struct Settings {
     pub submission_port: u16,
 }
 
-/// A request, as far as this endpoint cares.
-#[derive(Debug)]
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    body: Vec<u8>,
-}
-
 /// Largest request head or body read.
 const MAX_PART: usize = 16 * 1024;
 
@@ -65,105 +56,32 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(64));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (socket, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-        };
+    let bounds = Bounds {
+        concurrent: 64,
+        deadline: Duration::from_secs(10),
+    };
+    http::serve(listener, bounds, shutdown, tracker, move |socket, peer| {
         let settings = settings.clone();
         let acceptor = tls.acceptor();
-        tracker.spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                let mut stream = acceptor.accept(socket).await?;
-                let response = match read_request(&mut stream).await? {
-                    Some(req) => {
-                        tracing::info!(%peer, method = %req.method, path = %req.path, "autoconfig request");
-                        respond(&req, &settings)
-                    }
-                    None => http(400, "text/plain", b"bad request\n".to_vec()),
-                };
-                stream.write_all(&response).await?;
-                stream.shutdown().await
-            })
-            .await;
-            drop(permit);
-        });
-    }
+        async move {
+            let mut stream = acceptor.accept(socket).await?;
+            let response = match http::read_request(&mut stream, MAX_PART).await? {
+                Some(req) => {
+                    tracing::info!(%peer, method = %req.method, path = %req.path, "autoconfig request");
+                    respond(&req, &settings)
+                }
+                None => reply(400, "text/plain", b"bad request\n".to_vec()),
+            };
+            stream.write_all(&response).await?;
+            stream.shutdown().await
+        }
+    })
+    .await;
 }
 
-async fn read_request<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-) -> std::io::Result<Option<Request>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_PART {
-            return Ok(None);
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let (method, target) = (
-        first.next().unwrap_or_default(),
-        first.next().unwrap_or_default(),
-    );
-    let content_length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    if content_length > MAX_PART {
-        return Ok(None);
-    }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < content_length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(content_length);
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Ok(Some(Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        body,
-    }))
-}
-
-fn http(status: u16, content_type: &str, body: Vec<u8>) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Method Not Allowed",
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(&body);
-    out
+/// Every answer depends on the asker: never cached.
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Vec<u8> {
+    http::response(status, content_type, &body, true)
 }
 
 fn respond(req: &Request, s: &Settings) -> Vec<u8> {
@@ -172,7 +90,7 @@ fn respond(req: &Request, s: &Settings) -> Vec<u8> {
         ("GET", "/mail/config-v1.1.xml")
         | ("GET", "/.well-known/autoconfig/mail/config-v1.1.xml") => {
             let email = query_param(&req.query, "emailaddress").and_then(|e| valid_email(&e));
-            http(
+            reply(
                 200,
                 "application/xml; charset=utf-8",
                 thunderbird(s, email.as_deref()).into_bytes(),
@@ -180,12 +98,12 @@ fn respond(req: &Request, s: &Settings) -> Vec<u8> {
         }
         ("POST", "/autodiscover/autodiscover.xml") => {
             match xml_element(&req.body, "EMailAddress").and_then(|e| valid_email(&e)) {
-                Some(email) => http(
+                Some(email) => reply(
                     200,
                     "application/xml; charset=utf-8",
                     outlook(s, &email).into_bytes(),
                 ),
-                None => http(
+                None => reply(
                     400,
                     "text/plain",
                     b"EMailAddress missing or invalid\n".to_vec(),
@@ -199,9 +117,9 @@ fn respond(req: &Request, s: &Settings) -> Vec<u8> {
                     "{{\"Protocol\":\"AutodiscoverV1\",\"Url\":\"https://{}/autodiscover/autodiscover.xml\"}}",
                     json_escape(&s.hostname)
                 );
-                http(200, "application/json", body.into_bytes())
+                reply(200, "application/json", body.into_bytes())
             } else {
-                http(
+                reply(
                     400,
                     "application/json",
                     b"{\"ErrorCode\":\"InvalidProtocol\",\"ErrorMessage\":\"Only AutodiscoverV1 is offered\"}".to_vec(),
@@ -210,20 +128,20 @@ fn respond(req: &Request, s: &Settings) -> Vec<u8> {
         }
         ("GET", "/apple.mobileconfig") | ("GET", "/mail.mobileconfig") => {
             match query_param(&req.query, "emailaddress").and_then(|e| valid_email(&e)) {
-                Some(email) => http(
+                Some(email) => reply(
                     200,
                     "application/x-apple-aspen-config",
                     apple(s, &email).into_bytes(),
                 ),
-                None => http(
+                None => reply(
                     400,
                     "text/plain",
                     b"add ?emailaddress=you@example.org\n".to_vec(),
                 ),
             }
         }
-        ("GET" | "POST", _) => http(404, "text/plain", b"not found\n".to_vec()),
-        _ => http(405, "text/plain", b"GET or POST only\n".to_vec()),
+        ("GET" | "POST", _) => reply(404, "text/plain", b"not found\n".to_vec()),
+        _ => reply(405, "text/plain", b"GET or POST only\n".to_vec()),
     }
 }
 

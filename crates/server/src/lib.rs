@@ -22,6 +22,7 @@ pub mod config;
 pub mod connection;
 pub mod dev;
 pub mod governance;
+mod http;
 pub mod import_accounts;
 pub mod legacy;
 pub mod listener;

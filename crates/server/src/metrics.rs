@@ -10,13 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use account_auth::AuthCounters;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::CloseReason;
+use crate::http::{self, Bounds, Request};
 use crate::listener::{Counters, Protocol};
 
 /// What the endpoint reports.
@@ -187,65 +187,35 @@ pub async fn serve_metrics(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(16));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (mut socket, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-        };
+    let bounds = Bounds {
+        concurrent: 16,
+        deadline: Duration::from_secs(5),
+    };
+    http::serve(listener, bounds, shutdown, tracker, move |mut socket, _| {
         let source = source.clone();
-        tracker.spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut req = Vec::with_capacity(512);
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < MAX_REQUEST {
-                    let n = socket.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    req.extend_from_slice(&buf[..n]);
-                }
-                let response = respond(&req, &source);
-                socket.write_all(&response).await?;
-                socket.shutdown().await
-            })
-            .await;
-            drop(permit);
-        });
-    }
+        async move {
+            let response = match http::read_request(&mut socket, MAX_REQUEST).await? {
+                Some(request) => respond(&request, &source),
+                None => http::response(400, "text/plain", b"bad request\n", false),
+            };
+            socket.write_all(&response).await?;
+            socket.shutdown().await
+        }
+    })
+    .await;
 }
 
-fn respond(request: &[u8], source: &MetricsSource) -> Vec<u8> {
-    let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
-    let mut parts = line.split(|b| *b == b' ');
-    let (method, path) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let (status, body) = match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", source.render()),
-        (b"GET", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", "GET only\n".to_string()),
-    };
-    let content_type = if status.starts_with("200") {
-        "text/plain; version=0.0.4"
-    } else {
-        "text/plain"
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
+fn respond(request: &Request, source: &MetricsSource) -> Vec<u8> {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/metrics") => http::response(
+            200,
+            "text/plain; version=0.0.4",
+            source.render().as_bytes(),
+            false,
+        ),
+        ("GET", _) => http::response(404, "text/plain", b"not found; try /metrics\n", false),
+        _ => http::response(405, "text/plain", b"GET only\n", false),
+    }
 }
 
 #[cfg(test)]
@@ -301,14 +271,20 @@ mod tests {
     #[test]
     fn only_get_metrics_is_served() {
         let s = source();
-        let ok =
-            String::from_utf8(respond(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &s)).unwrap();
+        let req = |method: &str, path: &str| Request {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            body: Vec::new(),
+        };
+        let ok = String::from_utf8(respond(&req("GET", "/metrics"), &s)).unwrap();
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"));
-        let nf = String::from_utf8(respond(b"GET /other HTTP/1.1\r\n\r\n", &s)).unwrap();
+        assert!(ok.contains("Content-Type: text/plain; version=0.0.4\r\n"));
+        let nf = String::from_utf8(respond(&req("GET", "/other"), &s)).unwrap();
         assert!(nf.starts_with("HTTP/1.1 404"));
-        let post = String::from_utf8(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &s)).unwrap();
+        let post = String::from_utf8(respond(&req("POST", "/metrics"), &s)).unwrap();
         assert!(post.starts_with("HTTP/1.1 405"));
-        let junk = String::from_utf8(respond(b"\x00\xff", &s)).unwrap();
+        let junk = String::from_utf8(respond(&req("\u{0}\u{fffd}", ""), &s)).unwrap();
         assert!(junk.starts_with("HTTP/1.1 405"));
     }
 }
