@@ -284,14 +284,18 @@ pub enum CachedField {
     BodyStructure,
     /// The encoded BODY (non-extensible form).
     Body,
+    /// The message's size as POP3 sends it (CRLF line ends, NULs removed;
+    /// RFC 1939 LIST/STAT).
+    Pop3Size,
 }
 
 impl CachedField {
     /// Every field, in a fixed order (for backends that index by number).
-    pub const ALL: [CachedField; 3] = [
+    pub const ALL: [CachedField; 4] = [
         CachedField::Envelope,
         CachedField::BodyStructure,
         CachedField::Body,
+        CachedField::Pop3Size,
     ];
 
     /// A stable small number for on-disk formats.
@@ -301,6 +305,7 @@ impl CachedField {
             CachedField::Envelope => 1,
             CachedField::BodyStructure => 2,
             CachedField::Body => 3,
+            CachedField::Pop3Size => 4,
         }
     }
 

@@ -14,14 +14,19 @@
 //! - Sizes are the exact octets RETR sends ([`pop3_protocol::BodyEncoder`]
 //!   counting mode). The storage contract reports only the stored size, so a
 //!   size is computed from the message, read [`STREAM_CHUNK`] octets at a
-//!   time with [`Mailbox::read_range`], the first time it is needed and kept
-//!   for the session. No message is ever held whole in memory.
+//!   time with [`Mailbox::read_range`], the first time it is needed, and
+//!   kept in the store's derived-field cache
+//!   ([`CachedField::Pop3Size`], on disk for Maildir), so a message is read
+//!   to size it once in its life, not at every login (Dovecot keeps the same
+//!   figure as its "virtual size"). No message is ever held whole in memory.
 //! - UIDLs come from the stored `pop3_uidl` of a migrated message when it is
 //!   valid, else from the configured [`UidlFormat`].
 //! - UPDATE (QUIT only) expunges every marked message in one
 //!   [`Mailbox::expunge`] call, which the storage applies all or nothing.
 
-use mail_store::{Flag, FlagOp, Flags, Mailbox, MaildropLock, StoreError, StoreErrorKind, Uid};
+use mail_store::{
+    CachedField, Flag, FlagOp, Flags, Mailbox, MaildropLock, StoreError, StoreErrorKind, Uid,
+};
 use pop3_protocol::BodyEncoder;
 use tracing::warn;
 
@@ -31,6 +36,27 @@ use crate::uidl::{UidlFormat, is_valid_uidl};
 /// piece is read, encoded and written before the next is read, so a session
 /// holds at most about twice this much of a message.
 pub const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Format version of a cached POP3 size: the version octet, then the size
+/// as 8 octets little-endian.
+const SIZE_CACHE_VERSION: u8 = 1;
+
+/// A POP3 size as kept in the store's cache.
+fn encode_cached_size(size: u64) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9);
+    value.push(SIZE_CACHE_VERSION);
+    value.extend_from_slice(&size.to_le_bytes());
+    value
+}
+
+/// A cached POP3 size, or `None` for anything but exactly what
+/// [`encode_cached_size`] writes (another version, garbage).
+fn decode_cached_size(value: &[u8]) -> Option<u64> {
+    match value {
+        [SIZE_CACHE_VERSION, rest @ ..] => Some(u64::from_le_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
+}
 
 /// One message of the snapshot.
 #[derive(Debug)]
@@ -66,6 +92,10 @@ pub(crate) struct UpdateOutcome {
 pub(crate) struct Maildrop<M: Mailbox> {
     mailbox: M,
     messages: Vec<Message>,
+    /// Whether sizes were looked up in the store's cache yet.
+    sizes_looked_up: bool,
+    /// Sizes computed since the last write to the store's cache.
+    sizes_to_cache: Vec<(Uid, Vec<u8>)>,
     /// The exclusive POP3 lock, held as long as the maildrop (RFC 1939 §8).
     _lock: MaildropLock,
 }
@@ -100,6 +130,8 @@ impl<M: Mailbox> Maildrop<M> {
         Maildrop {
             mailbox,
             messages,
+            sizes_looked_up: false,
+            sizes_to_cache: Vec::new(),
             _lock: lock,
         }
     }
@@ -153,6 +185,7 @@ impl<M: Mailbox> Maildrop<M> {
     /// The exact size of one message, computed on first use by counting what
     /// the RETR encoder would send, [`STREAM_CHUNK`] octets at a time.
     pub(crate) async fn try_size(&mut self, index: usize) -> Result<u64, StoreError> {
+        self.look_up_cached_sizes().await;
         if let Some(size) = self.messages[index].size {
             return Ok(size);
         }
@@ -171,9 +204,61 @@ impl<M: Mailbox> Maildrop<M> {
         Ok(size)
     }
 
-    /// Keeps a size computed elsewhere (from a message read whole).
+    /// The exact size if this session or the store's cache already knows it.
+    pub(crate) async fn known_size(&mut self, index: usize) -> Option<u64> {
+        self.look_up_cached_sizes().await;
+        self.messages[index].size
+    }
+
+    /// Keeps a size computed elsewhere (from a message read whole), for
+    /// this session and, at the next [`Maildrop::save_sizes`], for later ones.
     pub(crate) fn record_size(&mut self, index: usize, size: u64) {
-        self.messages[index].size = Some(size);
+        let message = &mut self.messages[index];
+        if message.size.is_none() {
+            self.sizes_to_cache
+                .push((message.uid, encode_cached_size(size)));
+        }
+        message.size = Some(size);
+    }
+
+    /// Fills in the sizes the store's cache knows, once per session, in one
+    /// call. A cache that cannot be read only means sizing by reading.
+    async fn look_up_cached_sizes(&mut self) {
+        if self.sizes_looked_up {
+            return;
+        }
+        self.sizes_looked_up = true;
+        let uids: Vec<Uid> = self.messages.iter().map(|m| m.uid).collect();
+        match self
+            .mailbox
+            .cached_fields(&uids, CachedField::Pop3Size)
+            .await
+        {
+            Ok(values) => {
+                for (message, value) in self.messages.iter_mut().zip(values) {
+                    if let Some(size) = value.as_deref().and_then(decode_cached_size) {
+                        message.size = Some(size);
+                    }
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot read cached POP3 sizes; sizing by reading"),
+        }
+    }
+
+    /// Writes the sizes computed since the last call to the store's cache,
+    /// in one call. Failing to is logged, not shown to the client.
+    pub(crate) async fn save_sizes(&mut self) {
+        if self.sizes_to_cache.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.sizes_to_cache);
+        if let Err(err) = self
+            .mailbox
+            .cache_fields(CachedField::Pop3Size, entries)
+            .await
+        {
+            warn!(error = %err, "cannot keep POP3 sizes in the cache");
+        }
     }
 
     /// Up to [`STREAM_CHUNK`] octets of a message from `offset`; fewer means
@@ -199,6 +284,7 @@ impl<M: Mailbox> Maildrop<M> {
             total = total.saturating_add(size);
             listings.push((Self::number(index), size));
         }
+        self.save_sizes().await;
         (listings, total)
     }
 
@@ -240,6 +326,7 @@ impl<M: Mailbox> Maildrop<M> {
     /// call, all or nothing; then marks retrieved messages `\Seen` (best
     /// effort: a failure there is logged, the deletions stand).
     pub(crate) async fn update(&mut self) -> Result<UpdateOutcome, StoreError> {
+        self.save_sizes().await;
         let doomed: Vec<Uid> = self
             .messages
             .iter()

@@ -236,7 +236,9 @@ where
     let whole = first.len() < STREAM_CHUNK;
     let (encoder, announced) = match body {
         Body::Retr => {
-            let size = if whole {
+            let size = if let Some(size) = maildrop.known_size(index).await {
+                size
+            } else if whole {
                 let mut counter = BodyEncoder::whole();
                 counter.count(&first);
                 let size = counter.finish_count();

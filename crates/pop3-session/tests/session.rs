@@ -1441,3 +1441,63 @@ fn b64(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
 }
+
+/// Sizes computed once are kept in the store's cache: a later session's
+/// LIST reads no message, and a garbled cache entry is not trusted.
+#[tokio::test]
+async fn pop3_sizes_are_cached_across_sessions() {
+    let store = MemoryStore::new();
+    let outcomes = seed(&store, &[MSG1, MSG2, MSG3]);
+    let sizes: Vec<u64> = [MSG1, MSG2, MSG3]
+        .iter()
+        .map(|m| pop3_protocol::message_size(m))
+        .collect();
+    let listing = format!(
+        "+OK 3 messages ({} octets)\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
+        sizes.iter().sum::<u64>(),
+        sizes[0],
+        sizes[1],
+        sizes[2]
+    );
+
+    let mut first = Client::new(&store);
+    first.login().await;
+    assert_eq!(first.cmd("LIST").await, listing);
+    assert_eq!(first.faults.reads.load(Ordering::SeqCst), 3);
+    first.cmd("QUIT").await;
+
+    let mut second = Client::new(&store);
+    second.login().await;
+    assert_eq!(second.cmd("LIST").await, listing);
+    assert_eq!(
+        second.cmd("STAT").await,
+        format!("+OK 3 {}\r\n", sizes.iter().sum::<u64>())
+    );
+    assert_eq!(second.faults.reads.load(Ordering::SeqCst), 0);
+    // RETR still sends exactly the announced size.
+    let retr = second.cmd("RETR 2").await;
+    assert!(
+        retr.starts_with(&format!("+OK {} octets\r\n", sizes[1])),
+        "{retr}"
+    );
+    second.cmd("QUIT").await;
+
+    // Garble message 3's entry: the next session sizes it by reading.
+    let account = store.open_account(&alice_location()).await.unwrap();
+    let inbox = account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap();
+    inbox
+        .cache_fields(
+            mail_store::CachedField::Pop3Size,
+            vec![(outcomes[2].uid, b"\x07garbage".to_vec())],
+        )
+        .await
+        .unwrap();
+    drop(inbox);
+    let mut third = Client::new(&store);
+    third.login().await;
+    assert_eq!(third.cmd("LIST 3").await, format!("+OK 3 {}\r\n", sizes[2]));
+    assert_eq!(third.faults.reads.load(Ordering::SeqCst), 1);
+}
