@@ -10,6 +10,7 @@ mod abuse;
 mod accounts;
 mod autoconfig;
 mod compress;
+mod condstore;
 mod config_errors;
 mod deploy;
 mod dev_mode;

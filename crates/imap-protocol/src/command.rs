@@ -1,7 +1,8 @@
 //! Typed client commands (RFC 3501 §6 and §9, plus the extension commands
 //! Coffre parses: UNSELECT 3691, IDLE 2177, NAMESPACE 2342, ID 2971,
 //! ENABLE 5161, UIDPLUS 4315 `UID EXPUNGE`, MOVE 6851, SASL-IR 4959,
-//! LIST-EXTENDED 5258, LIST-STATUS 5819, ESEARCH 4731, QUOTA 9208).
+//! LIST-EXTENDED 5258, LIST-STATUS 5819, ESEARCH 4731, QUOTA 9208,
+//! CONDSTORE 7162 §3.1).
 //!
 //! These are the values the grammar in [`crate::parse`] produces. Mailbox
 //! names stay raw bytes as the client sent them (normally modified UTF-7):
@@ -198,6 +199,8 @@ pub enum FetchAttr {
     BodyStructure,
     /// `UID`
     Uid,
+    /// `MODSEQ` (RFC 7162 §3.1.4): the message's mod-sequence.
+    ModSeq,
     /// `BODY[section]<partial>` or `BODY.PEEK[...]`.
     BodySection {
         /// Which part.
@@ -224,6 +227,32 @@ pub enum StatusItem {
     Unseen,
     /// `SIZE` (RFC 8438): octets of all messages.
     Size,
+    /// `HIGHESTMODSEQ` (RFC 7162 §3.1.6).
+    HighestModSeq,
+}
+
+/// Largest mod-sequence (RFC 7162 `mod-sequence-value`: a positive 63-bit
+/// number); larger numbers are a syntax error.
+pub const MAX_MODSEQ: u64 = i64::MAX as u64;
+
+/// `entry-type-req` of a SEARCH MODSEQ key (RFC 7162 §3.1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryType {
+    /// `priv`
+    Private,
+    /// `shared`
+    Shared,
+    /// `all`
+    All,
+}
+
+/// The optional metadata item of a SEARCH MODSEQ key: `"/flags/\\Seen" all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModSeqEntry {
+    /// The flag of `"/flags/<flag>"`, as sent.
+    pub flag: Vec<u8>,
+    /// `priv`, `shared` or `all`.
+    pub kind: EntryType,
 }
 
 /// A calendar date (SEARCH `date`), already range-checked.
@@ -278,6 +307,11 @@ pub enum SearchKey {
     Unseen,
     SequenceSet(SequenceSet),
     And(Vec<SearchKey>),
+    /// `MODSEQ [entry-name entry-type] n` (RFC 7162 §3.1.5): mod-sequence ≥ n.
+    ModSeq {
+        entry: Option<ModSeqEntry>,
+        modseq: u64,
+    },
 }
 
 /// One message of an APPEND (RFC 3501 §6.3.11, RFC 3502 `append-message`).
@@ -356,10 +390,20 @@ pub enum CommandBody {
         /// The base64 initial response as sent (`=` is the empty response).
         initial_response: Option<Secret>,
     },
-    /// `SELECT mailbox`
-    Select(MailboxArg),
-    /// `EXAMINE mailbox`
-    Examine(MailboxArg),
+    /// `SELECT mailbox [(CONDSTORE)]`
+    Select {
+        /// Which mailbox.
+        mailbox: MailboxArg,
+        /// The `CONDSTORE` select parameter (RFC 7162 §3.1.8).
+        condstore: bool,
+    },
+    /// `EXAMINE mailbox [(CONDSTORE)]`
+    Examine {
+        /// Which mailbox.
+        mailbox: MailboxArg,
+        /// The `CONDSTORE` select parameter (RFC 7162 §3.1.8).
+        condstore: bool,
+    },
     /// `CREATE mailbox`
     Create(MailboxArg),
     /// `DELETE mailbox`
@@ -444,6 +488,8 @@ pub enum CommandBody {
         attributes: Vec<FetchAttr>,
         /// `UID FETCH` (the set is UIDs; UID is always returned).
         uid: bool,
+        /// The `CHANGEDSINCE` modifier (RFC 7162 §3.1.4.1).
+        changed_since: Option<u64>,
     },
     /// `[UID] STORE set [+|-]FLAGS[.SILENT] flags`
     Store {
@@ -457,6 +503,8 @@ pub enum CommandBody {
         flags: Vec<Flag>,
         /// `UID STORE`.
         uid: bool,
+        /// The `UNCHANGEDSINCE` modifier (RFC 7162 §3.1.3); 0 is allowed.
+        unchanged_since: Option<u64>,
     },
     /// `[UID] COPY set mailbox`
     Copy {
@@ -499,8 +547,8 @@ impl CommandBody {
             CommandBody::Logout => "LOGOUT",
             CommandBody::Login { .. } => "LOGIN",
             CommandBody::Authenticate { .. } => "AUTHENTICATE",
-            CommandBody::Select(_) => "SELECT",
-            CommandBody::Examine(_) => "EXAMINE",
+            CommandBody::Select { .. } => "SELECT",
+            CommandBody::Examine { .. } => "EXAMINE",
             CommandBody::Create(_) => "CREATE",
             CommandBody::Delete(_) => "DELETE",
             CommandBody::Rename { .. } => "RENAME",

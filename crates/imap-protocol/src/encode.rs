@@ -147,6 +147,14 @@ fn encode_code(code: &Code, out: &mut Vec<u8>) {
         Code::NoPerm => b"NOPERM",
         Code::Expunged => b"EXPUNGED",
         Code::Closed => b"CLOSED",
+        Code::HighestModSeq(n) => {
+            out.extend_from_slice(b"HIGHESTMODSEQ ");
+            return number(n, out);
+        }
+        Code::Modified(set) => {
+            out.extend_from_slice(b"MODIFIED ");
+            return uid_set(set, out);
+        }
         Code::BadCharset(charsets) => {
             out.extend_from_slice(b"BADCHARSET");
             if !charsets.is_empty() {
@@ -220,6 +228,7 @@ fn capability(cap: &Capability, out: &mut Vec<u8>) {
         Capability::Quota => "QUOTA",
         Capability::QuotaResStorage => "QUOTA=RES-STORAGE",
         Capability::QuotaResMessage => "QUOTA=RES-MESSAGE",
+        Capability::CondStore => "CONDSTORE",
     };
     out.extend_from_slice(word.as_bytes());
 }
@@ -421,17 +430,24 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
                     StatusValue::UidValidity(n) => (b"UIDVALIDITY ", n.into()),
                     StatusValue::Unseen(n) => (b"UNSEEN ", n.into()),
                     StatusValue::Size(n) => (b"SIZE ", n),
+                    StatusValue::HighestModSeq(n) => (b"HIGHESTMODSEQ ", n),
                 };
                 out.extend_from_slice(name);
                 number(value, out);
             }
             out.push(b')');
         }
-        Data::Search(numbers) => {
+        Data::Search { numbers, modseq } => {
             out.extend_from_slice(b"SEARCH");
             for n in numbers {
                 out.push(b' ');
                 number(n, out);
+            }
+            // `"SEARCH" [1*(SP nz-number) SP search-sort-mod-seq]`: only after numbers.
+            if let (Some(modseq), false) = (modseq, numbers.is_empty()) {
+                out.extend_from_slice(b" (MODSEQ ");
+                number(modseq, out);
+                out.push(b')');
             }
         }
         Data::ESearch { tag, uid, results } => {
@@ -460,6 +476,10 @@ fn encode_data(data: &Data, out: &mut Vec<u8>) {
                     ESearchResult::All(numbers) => {
                         out.extend_from_slice(b" ALL ");
                         uid_set(numbers, out);
+                    }
+                    ESearchResult::ModSeq(n) => {
+                        out.extend_from_slice(b" MODSEQ ");
+                        number(n, out);
                     }
                 }
             }
@@ -615,6 +635,11 @@ fn fetch_item(item: &FetchItem, out: &mut Vec<u8>) {
         FetchItem::Rfc822Size(n) => {
             out.extend_from_slice(b"RFC822.SIZE ");
             number(n, out);
+        }
+        FetchItem::ModSeq(n) => {
+            out.extend_from_slice(b"MODSEQ (");
+            number(n, out);
+            out.push(b')');
         }
         FetchItem::BodySection {
             section: s,
@@ -1169,6 +1194,91 @@ mod tests {
         assert_eq!(
             enc(&Response::Continuation(Continuation::Base64(Vec::new()))),
             "+ \r\n"
+        );
+    }
+
+    /// The CONDSTORE responses in the forms of RFC 7162's examples.
+    #[test]
+    fn condstore_responses() {
+        assert_eq!(
+            enc(&Status::untagged(
+                StatusKind::Ok,
+                Some(Code::HighestModSeq(715_194_045_007)),
+                "Highest"
+            )),
+            "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"
+        );
+        assert_eq!(
+            enc(&Status::tagged(
+                tag("d105"),
+                StatusKind::Ok,
+                Some(Code::Modified(vec![7, 9])),
+                "Conditional STORE failed"
+            )),
+            "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n"
+        );
+        assert_eq!(
+            enc(&Status::tagged(
+                tag("a"),
+                StatusKind::No,
+                Some(Code::Modified(vec![1, 2, 3, 5])),
+                "x"
+            )),
+            "a NO [MODIFIED 1:3,5] x\r\n"
+        );
+        assert_eq!(
+            enc(&Response::Data(Data::Fetch {
+                seq: 1,
+                items: vec![
+                    FetchItem::Uid(4),
+                    FetchItem::ModSeq(65402),
+                    FetchItem::Flags(vec![Flag::Seen]),
+                ],
+            })),
+            "* 1 FETCH (UID 4 MODSEQ (65402) FLAGS (\\Seen))\r\n"
+        );
+        assert_eq!(
+            enc(&Response::Data(Data::Search {
+                numbers: vec![2, 5, 6, 7, 11, 12, 18, 19, 20, 23],
+                modseq: Some(917_162_500),
+            })),
+            "* SEARCH 2 5 6 7 11 12 18 19 20 23 (MODSEQ 917162500)\r\n"
+        );
+        // No numbers, no MODSEQ (RFC 7162 §7 `mailbox-data`).
+        assert_eq!(
+            enc(&Response::Data(Data::Search {
+                numbers: Vec::new(),
+                modseq: Some(5),
+            })),
+            "* SEARCH\r\n"
+        );
+        assert_eq!(
+            enc(&Response::Data(Data::ESearch {
+                tag: tag("a"),
+                uid: true,
+                results: vec![
+                    ESearchResult::All(vec![1, 2, 3, 5]),
+                    ESearchResult::ModSeq(1236)
+                ],
+            })),
+            "* ESEARCH (TAG \"a\") UID ALL 1:3,5 MODSEQ 1236\r\n"
+        );
+        assert_eq!(
+            enc(&Response::Data(Data::Status {
+                mailbox: b"blurdybloop".to_vec(),
+                items: vec![
+                    StatusValue::Messages(231),
+                    StatusValue::UidNext(7_500_434),
+                    StatusValue::HighestModSeq(7_011_231_777),
+                ],
+            })),
+            "* STATUS blurdybloop (MESSAGES 231 UIDNEXT 7500434 HIGHESTMODSEQ 7011231777)\r\n"
+        );
+        assert_eq!(
+            enc(&Response::Data(Data::Capability(vec![
+                Capability::CondStore
+            ]))),
+            "* CAPABILITY CONDSTORE\r\n"
         );
     }
 }

@@ -166,8 +166,20 @@ fn command_parser(name: &[u8]) -> Option<ArgParser> {
             )
             .parse(i)
         },
-        b"SELECT" => |i| map(preceded(sp, mailbox), CommandBody::Select).parse(i),
-        b"EXAMINE" => |i| map(preceded(sp, mailbox), CommandBody::Examine).parse(i),
+        b"SELECT" => |i| {
+            map(
+                (preceded(sp, mailbox), select_params),
+                |(mailbox, condstore)| CommandBody::Select { mailbox, condstore },
+            )
+            .parse(i)
+        },
+        b"EXAMINE" => |i| {
+            map(
+                (preceded(sp, mailbox), select_params),
+                |(mailbox, condstore)| CommandBody::Examine { mailbox, condstore },
+            )
+            .parse(i)
+        },
         b"CREATE" => |i| map(preceded(sp, mailbox), CommandBody::Create).parse(i),
         b"DELETE" => |i| map(preceded(sp, mailbox), CommandBody::Delete).parse(i),
         b"SUBSCRIBE" => |i| map(preceded(sp, mailbox), CommandBody::Subscribe).parse(i),
@@ -232,30 +244,78 @@ fn command_parser(name: &[u8]) -> Option<ArgParser> {
 
 fn fetch_args(uid: bool) -> ArgParser {
     if uid {
-        |i| {
-            map(
-                (preceded(sp, sequence_set), preceded(sp, fetch_attributes)),
-                |(set, attributes)| CommandBody::Fetch {
-                    set,
-                    attributes,
-                    uid: true,
-                },
-            )
-            .parse(i)
-        }
+        |i| fetch_body(i, true)
     } else {
-        |i| {
-            map(
-                (preceded(sp, sequence_set), preceded(sp, fetch_attributes)),
-                |(set, attributes)| CommandBody::Fetch {
-                    set,
-                    attributes,
-                    uid: false,
-                },
-            )
-            .parse(i)
-        }
+        |i| fetch_body(i, false)
     }
+}
+
+/// `FETCH SP sequence-set SP (macro / fetch-att / "(" … ")") [fetch-modifiers]`
+/// (RFC 4466 §2.4 modifiers; CHANGEDSINCE is the only one, RFC 7162 §3.1.4.1).
+///
+/// The grammar wants `CHANGEDSINCE` ≥ 1, but iPhone Mail sends
+/// `CHANGEDSINCE 0` to a server that gained CONDSTORE after it first synced
+/// (imap-codec's client-defects list); 0 is accepted and means "every
+/// message" (every mod-sequence is at least 1), instead of failing that
+/// client's sync with BAD.
+fn fetch_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
+    let modifier = preceded((tag_no_case("CHANGEDSINCE"), sp), mod_sequence_valzer);
+    let modifiers = preceded(
+        sp,
+        delimited(tag("("), separated_list1(sp, modifier), tag(")")),
+    );
+    map_opt(
+        (
+            preceded(sp, sequence_set),
+            preceded(sp, fetch_attributes),
+            opt(modifiers),
+        ),
+        move |(set, attributes, modifiers)| {
+            let changed_since = match modifiers.as_deref() {
+                None => None,
+                Some([one]) => Some(*one),
+                // A modifier given twice is ambiguous.
+                Some(_) => return None,
+            };
+            Some(CommandBody::Fetch {
+                set,
+                attributes,
+                uid,
+                changed_since,
+            })
+        },
+    )
+    .parse(i)
+}
+
+/// `[select-params]` of SELECT/EXAMINE (RFC 4466 §2.1): only `CONDSTORE`
+/// (RFC 7162 §3.1.8) is known; anything else is a syntax error.
+fn select_params(i: &[u8]) -> R<'_, bool> {
+    map(
+        opt(preceded(
+            sp,
+            delimited(
+                tag("("),
+                separated_list1(sp, tag_no_case("CONDSTORE")),
+                tag(")"),
+            ),
+        )),
+        |params| params.is_some(),
+    )
+    .parse(i)
+}
+
+/// The digits of a mod-sequence, up to [`MAX_MODSEQ`] (63 bits); more is a
+/// parse failure.
+fn mod_sequence_valzer(i: &[u8]) -> R<'_, u64> {
+    map_opt(take_while1(|b: u8| b.is_ascii_digit()), |d: &[u8]| {
+        d.iter()
+            .try_fold(0u64, |acc, &c| {
+                acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })
+            .filter(|n| *n <= MAX_MODSEQ)
+    })
+    .parse(i)
 }
 
 fn store_args(uid: bool) -> ArgParser {
@@ -739,6 +799,7 @@ fn fetch_att(i: &[u8]) -> R<'_, FetchAttr> {
         value(F::Rfc822Text, tag_no_case("RFC822.TEXT")),
         value(F::Rfc822, tag_no_case("RFC822")),
         value(F::Uid, tag_no_case("UID")),
+        value(F::ModSeq, tag_no_case("MODSEQ")),
     ))
     .parse(i)
 }
@@ -806,7 +867,14 @@ fn partial(i: &[u8]) -> R<'_, Partial> {
 
 // ------------------------------------------------------------------ STORE
 
+/// `STORE SP sequence-set [store-modifiers] SP store-att-flags` (RFC 4466
+/// §2.5); UNCHANGEDSINCE is the only modifier (RFC 7162 §3.1.3).
 fn store_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
+    let modifier = preceded((tag_no_case("UNCHANGEDSINCE"), sp), mod_sequence_valzer);
+    let modifiers = preceded(
+        sp,
+        delimited(tag("("), separated_list1(sp, modifier), tag(")")),
+    );
     let op = alt((
         value(StoreOp::Add, tag("+")),
         value(StoreOp::Remove, tag("-")),
@@ -817,18 +885,27 @@ fn store_body(i: &[u8], uid: bool) -> R<'_, CommandBody> {
         preceded(tag_no_case("FLAGS"), opt(tag_no_case(".SILENT"))),
     );
     let flags = alt((flag_list, separated_list1(sp, flag)));
-    map(
+    map_opt(
         (
             preceded(sp, sequence_set),
+            opt(modifiers),
             preceded(sp, item),
             preceded(sp, flags),
         ),
-        move |(set, (op, silent), flags)| CommandBody::Store {
-            set,
-            op,
-            silent: silent.is_some(),
-            flags,
-            uid,
+        move |(set, modifiers, (op, silent), flags)| {
+            let unchanged_since = match modifiers.as_deref() {
+                None => None,
+                Some([one]) => Some(*one),
+                Some(_) => return None,
+            };
+            Some(CommandBody::Store {
+                set,
+                op,
+                silent: silent.is_some(),
+                flags,
+                uid,
+                unchanged_since,
+            })
         },
     )
     .parse(i)
@@ -946,6 +1023,14 @@ fn search_key(i: &[u8], depth: usize) -> R<'_, SearchKey> {
         b"KEYWORD" => map(kw, K::Keyword).parse(rest),
         b"UNKEYWORD" => map(kw, K::Unkeyword).parse(rest),
         b"UID" => map(preceded(sp, sequence_set), K::Uid).parse(rest),
+        b"MODSEQ" => map(
+            (
+                opt(preceded(sp, modseq_entry)),
+                preceded(sp, mod_sequence_valzer),
+            ),
+            |(entry, modseq)| K::ModSeq { entry, modseq },
+        )
+        .parse(rest),
         b"NOT" => map(preceded(sp, nested), |k| K::Not(Box::new(k))).parse(rest),
         b"OR" => map((preceded(sp, nested), preceded(sp, nested)), |(a, b)| {
             K::Or(Box::new(a), Box::new(b))
@@ -955,8 +1040,33 @@ fn search_key(i: &[u8], depth: usize) -> R<'_, SearchKey> {
     }
 }
 
+/// `search-modseq-ext`: `SP entry-name SP entry-type-req` (RFC 7162 §7),
+/// where `entry-name` is `"/flags/" attr-flag` in a quoted string.
+fn modseq_entry(i: &[u8]) -> R<'_, ModSeqEntry> {
+    let name = map_opt(quoted, |name: Vec<u8>| {
+        let prefix = b"/flags/";
+        let flag = name
+            .get(..prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(prefix))
+            .map(|_| name[prefix.len()..].to_vec())?;
+        let atom_part = flag.strip_prefix(b"\\").unwrap_or(&flag);
+        (!atom_part.is_empty() && atom_part.iter().all(|&b| is_atom_char(b))).then_some(flag)
+    });
+    let kind = alt((
+        value(EntryType::Private, tag_no_case("priv")),
+        value(EntryType::Shared, tag_no_case("shared")),
+        value(EntryType::All, tag_no_case("all")),
+    ));
+    map((name, preceded(sp, kind)), |(flag, kind)| ModSeqEntry {
+        flag,
+        kind,
+    })
+    .parse(i)
+}
+
 fn status_item(i: &[u8]) -> R<'_, StatusItem> {
     alt((
+        value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
         value(StatusItem::Messages, tag_no_case("MESSAGES")),
         value(StatusItem::Recent, tag_no_case("RECENT")),
         value(StatusItem::UidNext, tag_no_case("UIDNEXT")),

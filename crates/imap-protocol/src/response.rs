@@ -120,6 +120,8 @@ pub enum Capability {
     QuotaResStorage,
     /// `QUOTA=RES-MESSAGE` (RFC 9208 §5.2)
     QuotaResMessage,
+    /// `CONDSTORE` (RFC 7162 §3.1)
+    CondStore,
 }
 
 /// A response code (`[…]` after OK/NO/BAD/BYE).
@@ -164,6 +166,11 @@ pub enum Code {
     Closed,
     /// `BADCHARSET (charsets)` (RFC 3501 §7.1)
     BadCharset(Vec<String>),
+    /// `HIGHESTMODSEQ n` (RFC 7162 §3.1.2.1)
+    HighestModSeq(u64),
+    /// `MODIFIED set` (RFC 7162 §3.1.3): the messages a conditional STORE
+    /// left alone, ascending (sequence numbers, or UIDs for UID STORE).
+    Modified(Vec<u32>),
 }
 
 /// A continuation request.
@@ -204,6 +211,7 @@ pub enum StatusValue {
     UidValidity(u32),
     Unseen(u32),
     Size(u64),
+    HighestModSeq(u64),
 }
 
 /// One namespace (RFC 2342): prefix and hierarchy delimiter.
@@ -249,8 +257,14 @@ pub enum Data {
         /// Counters.
         items: Vec<StatusValue>,
     },
-    /// `* SEARCH n…`
-    Search(Vec<u32>),
+    /// `* SEARCH n… [(MODSEQ m)]`
+    Search {
+        /// The matching numbers.
+        numbers: Vec<u32>,
+        /// RFC 7162 §3.1.5: the highest mod-sequence of the matches, when
+        /// the search used a MODSEQ key (never sent without numbers).
+        modseq: Option<u64>,
+    },
     /// `* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set` (RFC 4731 §3.1).
     ESearch {
         /// The tag of the SEARCH command this answers.
@@ -326,6 +340,8 @@ pub enum ESearchResult {
     Count(u32),
     /// `ALL set`: the numbers, ascending, written as a compressed set.
     All(Vec<u32>),
+    /// `MODSEQ n` (RFC 7162 §3.1.5, RFC 4731 §3.2)
+    ModSeq(u64),
 }
 
 /// One FETCH data item.
@@ -339,6 +355,8 @@ pub enum FetchItem {
     InternalDate(i64),
     /// `RFC822.SIZE n`
     Rfc822Size(u64),
+    /// `MODSEQ (n)` (RFC 7162 §3.1.4.2)
+    ModSeq(u64),
     /// `BODY[section]<origin> data`
     BodySection {
         /// The section as requested.

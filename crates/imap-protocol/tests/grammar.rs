@@ -115,19 +115,31 @@ fn authenticate_with_and_without_initial_response() {
 fn mailbox_inbox_is_case_insensitive() {
     assert_eq!(
         body("a SELECT inbox\r\n"),
-        CommandBody::Select(MailboxArg::Inbox)
+        CommandBody::Select {
+            mailbox: MailboxArg::Inbox,
+            condstore: false
+        }
     );
     assert_eq!(
         body("a SELECT \"InBoX\"\r\n"),
-        CommandBody::Select(MailboxArg::Inbox)
+        CommandBody::Select {
+            mailbox: MailboxArg::Inbox,
+            condstore: false
+        }
     );
     assert_eq!(
         body("a EXAMINE {5}\r\niNbOx\r\n"),
-        CommandBody::Examine(MailboxArg::Inbox)
+        CommandBody::Examine {
+            mailbox: MailboxArg::Inbox,
+            condstore: false
+        }
     );
     assert_eq!(
         body("a SELECT INBOX.Sent\r\n"),
-        CommandBody::Select(MailboxArg::Other(b"INBOX.Sent".to_vec()))
+        CommandBody::Select {
+            mailbox: MailboxArg::Other(b"INBOX.Sent".to_vec()),
+            condstore: false
+        }
     );
     assert_eq!(
         body("a CREATE \"A & B\"\r\n"),
@@ -135,7 +147,10 @@ fn mailbox_inbox_is_case_insensitive() {
     );
     assert_eq!(
         body("a SELECT ]x\r\n"),
-        CommandBody::Select(MailboxArg::Other(b"]x".to_vec()))
+        CommandBody::Select {
+            mailbox: MailboxArg::Other(b"]x".to_vec()),
+            condstore: false
+        }
     );
     bad(b"a SELECT a%b\r\n");
     bad(b"a SELECT \r\n");
@@ -386,7 +401,8 @@ fn store_forms() {
             op: StoreOp::Add,
             silent: false,
             flags: vec![Flag::Deleted, Flag::Keyword("$Junk".into())],
-            uid: false
+            uid: false,
+            unchanged_since: None
         }
     );
     assert_eq!(
@@ -396,7 +412,8 @@ fn store_forms() {
             op: StoreOp::Remove,
             silent: true,
             flags: vec![Flag::Seen, Flag::Flagged],
-            uid: true
+            uid: true,
+            unchanged_since: None
         }
     );
     assert_eq!(
@@ -406,7 +423,8 @@ fn store_forms() {
             op: StoreOp::Replace,
             silent: false,
             flags: vec![],
-            uid: false
+            uid: false,
+            unchanged_since: None
         }
     );
     bad(b"a STORE 1 *FLAGS (\\Seen)\r\n");
@@ -576,7 +594,7 @@ fn misc_extension_commands() {
         CommandBody::Move {
             set: set("1"),
             mailbox: MailboxArg::Other(b"Trash".to_vec()),
-            uid: true
+            uid: true,
         }
     );
     assert_eq!(
@@ -796,4 +814,180 @@ fn fuzz_seed_corpus_is_chunking_independent() {
         seeds += 1;
     }
     assert!(seeds >= 7);
+}
+
+// ------------------------------------------------------------- CONDSTORE
+
+/// RFC 7162 §3.1.8: `SELECT mailbox (CONDSTORE)`; other parameters are refused.
+#[test]
+fn condstore_select_parameter() {
+    assert_eq!(
+        body("a SELECT INBOX (CONDSTORE)\r\n"),
+        CommandBody::Select {
+            mailbox: MailboxArg::Inbox,
+            condstore: true
+        }
+    );
+    assert_eq!(
+        body("a examine \"Sent\" (condstore)\r\n"),
+        CommandBody::Examine {
+            mailbox: MailboxArg::Other(b"Sent".to_vec()),
+            condstore: true
+        }
+    );
+    bad(b"a SELECT INBOX ()\r\n");
+    bad(b"a SELECT INBOX (QRESYNC (1 2))\r\n");
+    bad(b"a SELECT INBOX (CONDSTORE\r\n");
+    bad(b"a SELECT INBOX CONDSTORE\r\n");
+}
+
+/// RFC 7162 §3.1.4: the MODSEQ fetch item and the CHANGEDSINCE modifier
+/// (Examples 11, 12 and 13 of the RFC).
+#[test]
+fn condstore_fetch() {
+    let CommandBody::Fetch {
+        attributes,
+        changed_since,
+        uid,
+        ..
+    } = body("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(attributes, vec![FetchAttr::Flags]);
+    assert_eq!(changed_since, Some(12345));
+    assert!(uid);
+    let CommandBody::Fetch {
+        attributes,
+        changed_since,
+        ..
+    } = body("a FETCH 1:3 (MODSEQ)\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(attributes, vec![FetchAttr::ModSeq]);
+    assert_eq!(changed_since, None);
+    let CommandBody::Fetch {
+        attributes,
+        changed_since,
+        ..
+    } = body("a FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 9223372036854775807)\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(attributes, vec![FetchAttr::Flags, FetchAttr::ModSeq]);
+    assert_eq!(changed_since, Some(MAX_MODSEQ));
+    // Macros and single items take modifiers too.
+    let CommandBody::Fetch { changed_since, .. } = body("a FETCH 1 FAST (changedsince 7)\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(changed_since, Some(7));
+    // CHANGEDSINCE takes a mod-sequence up to 2^63-1; 0 too, leniently
+    // (iPhone Mail sends it, see `fetch_body`).
+    let CommandBody::Fetch { changed_since, .. } =
+        body("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)\r\n")
+    else {
+        panic!()
+    };
+    assert_eq!(changed_since, Some(0));
+    assert_eq!(
+        bad(b"a FETCH 1:* (FLAGS) (CHANGEDSINCE 9223372036854775808)\r\n").reason,
+        "Invalid FETCH arguments"
+    );
+    bad(b"a FETCH 1:* (FLAGS) (CHANGEDSINCE 99999999999999999999999)\r\n");
+    bad(b"a FETCH 1:* (FLAGS) (CHANGEDSINCE 5 CHANGEDSINCE 6)\r\n");
+    bad(b"a FETCH 1:* (FLAGS) ()\r\n");
+    bad(b"a FETCH 1:* (FLAGS) (VANISHED)\r\n");
+    bad(b"a FETCH 1:* (FLAGS) (CHANGEDSINCE)\r\n");
+    bad(b"a FETCH 1:* (FLAGS) (CHANGEDSINCE -1)\r\n");
+}
+
+/// RFC 7162 §3.1.3: `STORE set (UNCHANGEDSINCE n) ...` (Examples 6–10).
+#[test]
+fn condstore_store() {
+    assert_eq!(
+        body("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n"),
+        CommandBody::Store {
+            set: set("7,5,9"),
+            op: StoreOp::Add,
+            silent: true,
+            flags: vec![Flag::Deleted],
+            uid: false,
+            unchanged_since: Some(320_162_338)
+        }
+    );
+    assert_eq!(
+        body("c101 UID STORE 50 (UNCHANGEDSINCE 0) FLAGS ($NoJunk)\r\n"),
+        CommandBody::Store {
+            set: set("50"),
+            op: StoreOp::Replace,
+            silent: false,
+            flags: vec![Flag::Keyword("$NoJunk".into())],
+            uid: true,
+            unchanged_since: Some(0)
+        }
+    );
+    bad(b"a STORE 1 (UNCHANGEDSINCE 9223372036854775808) +FLAGS (\\Seen)\r\n");
+    bad(b"a STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (\\Seen)\r\n");
+    bad(b"a STORE 1 (UNCHANGEDSINCE) +FLAGS (\\Seen)\r\n");
+    bad(b"a STORE 1 () +FLAGS (\\Seen)\r\n");
+    bad(b"a STORE 1 +FLAGS (\\Seen) (UNCHANGEDSINCE 5)\r\n");
+}
+
+/// RFC 7162 §3.1.5: `MODSEQ [entry-name entry-type-req] mod-sequence-valzer`
+/// (Example 15 of the RFC), and STATUS HIGHESTMODSEQ (§3.1.6).
+#[test]
+fn condstore_search_and_status() {
+    let criteria = |s: &str| match body(s) {
+        CommandBody::Search { criteria, .. } => criteria,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        criteria("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n"),
+        vec![SearchKey::ModSeq {
+            entry: Some(ModSeqEntry {
+                flag: b"\\draft".to_vec(),
+                kind: EntryType::All
+            }),
+            modseq: 620_162_338
+        }]
+    );
+    assert_eq!(
+        criteria("a UID SEARCH OR NOT MODSEQ 0 modseq \"/FLAGS/$Junk\" PRIV 5\r\n"),
+        vec![SearchKey::Or(
+            Box::new(SearchKey::Not(Box::new(SearchKey::ModSeq {
+                entry: None,
+                modseq: 0
+            }))),
+            Box::new(SearchKey::ModSeq {
+                entry: Some(ModSeqEntry {
+                    flag: b"$Junk".to_vec(),
+                    kind: EntryType::Private
+                }),
+                modseq: 5
+            })
+        )]
+    );
+    bad(b"a SEARCH MODSEQ 9223372036854775808\r\n");
+    bad(b"a SEARCH MODSEQ\r\n");
+    bad(b"a SEARCH MODSEQ \"/flags/\\\\draft\" 5\r\n");
+    bad(b"a SEARCH MODSEQ \"/other/x\" all 5\r\n");
+    bad(b"a SEARCH MODSEQ \"/flags/\" all 5\r\n");
+    bad(b"a SEARCH MODSEQ \"/flags/\\\\draft\" mine 5\r\n");
+    assert_eq!(
+        body("a STATUS blurdybloop (UIDNEXT MESSAGES HIGHESTMODSEQ)\r\n"),
+        CommandBody::Status {
+            mailbox: MailboxArg::Other(b"blurdybloop".to_vec()),
+            items: vec![
+                StatusItem::UidNext,
+                StatusItem::Messages,
+                StatusItem::HighestModSeq
+            ]
+        }
+    );
+    assert_eq!(
+        body("a ENABLE CONDSTORE\r\n"),
+        CommandBody::Enable(vec!["CONDSTORE".into()])
+    );
 }

@@ -35,6 +35,7 @@ pub(crate) fn post_login(config: &ImapConfig) -> Vec<Capability> {
         Capability::UidPlus,
         Capability::Move,
         Capability::ESearch,
+        Capability::CondStore,
         Capability::ListExtended,
         Capability::ListStatus,
         Capability::SpecialUse,

@@ -37,6 +37,7 @@
 mod capabilities;
 mod commands;
 mod convert;
+mod fetch_cache;
 mod gating;
 mod mime;
 mod selected;
@@ -141,6 +142,9 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     pending_fetch: Option<commands::PendingFetch>,
     /// This session's place among its account's sessions, once logged in.
     account_slot: Option<account_auth::sessions::SessionSlot>,
+    /// A CONDSTORE enabling command was seen (RFC 7162 §3.1): untagged
+    /// FETCH responses carry UID and MODSEQ from now on.
+    condstore: bool,
 }
 
 /// Where the session stands with COMPRESS=DEFLATE.
@@ -204,6 +208,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             last_command: None,
             pending_fetch: None,
             account_slot: None,
+            condstore: false,
             state: State::new(),
             idle: None,
         }
@@ -503,7 +508,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     /// Sends pending mailbox updates of the selected mailbox, where §7.4.1 permits.
     async fn flush_updates(&mut self, out: &mut Vec<u8>) {
         if let State::Selected { view, .. } = &mut self.state {
-            match view.sync().await {
+            match view.sync(self.condstore).await {
                 Ok(updates) => updates.iter().for_each(|r| emit(r, out)),
                 Err(err) => {
                     tracing::warn!(session = self.conn.session_id, error = %err, "mailbox sync failed");
@@ -543,8 +548,16 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     .authenticate(tag, &mechanism, initial_response, out)
                     .await;
             }
-            C::Select(mailbox) => self.select(&mailbox, false, out).await,
-            C::Examine(mailbox) => self.select(&mailbox, true, out).await,
+            // SELECT/EXAMINE (CONDSTORE) enables CONDSTORE (RFC 7162 §3.1.8);
+            // the [HIGHESTMODSEQ] it owes is part of every SELECT anyway.
+            C::Select { mailbox, condstore } => {
+                self.condstore |= condstore;
+                self.select(&mailbox, false, out).await
+            }
+            C::Examine { mailbox, condstore } => {
+                self.condstore |= condstore;
+                self.select(&mailbox, true, out).await
+            }
             C::Create(mailbox) => self.create(&mailbox).await,
             C::Delete(mailbox) => self.folder_op(FolderOp::Delete, &mailbox).await,
             C::Rename { from, to } => self.rename(&from, &to).await,
@@ -603,20 +616,61 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 set,
                 attributes,
                 uid,
-            } => return self.fetch(tag, &set, &attributes, uid, out).await,
+                changed_since,
+            } => {
+                let request = commands::FetchRequest {
+                    set: &set,
+                    attrs: &attributes,
+                    by_uid: uid,
+                    changed_since,
+                };
+                return self.fetch(tag, request, out).await;
+            }
             C::Store {
                 set,
                 op,
                 silent,
                 flags,
                 uid,
-            } => self.store(&set, op, silent, &flags, uid, out).await,
+                unchanged_since,
+            } => {
+                let request = commands::StoreRequest {
+                    set: &set,
+                    op,
+                    silent,
+                    flags: &flags,
+                    by_uid: uid,
+                    unchanged_since,
+                };
+                self.store(request, out).await
+            }
             C::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false, out).await,
             C::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true, out).await,
             C::GetQuota(root) => self.get_quota(&root, out).await,
             C::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
             C::Idle => return self.idle(tag, out).await,
         })
+    }
+
+    /// A CONDSTORE enabling command (RFC 7162 §3.1) is running: from now on
+    /// untagged FETCH responses carry UID and MODSEQ. The first time, with a
+    /// mailbox selected, the client is told its HIGHESTMODSEQ.
+    pub(crate) fn enable_condstore(&mut self, out: &mut Vec<u8>) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let State::Selected { view, .. } = &self.state {
+            let highest = mail_store::Mailbox::status(&view.mailbox).highest_modseq;
+            emit(
+                &Status::untagged(
+                    StatusKind::Ok,
+                    Some(Code::HighestModSeq(highest)),
+                    "Highest",
+                ),
+                out,
+            );
+        }
     }
 
     /// IDLE (RFC 2177): `+ idling`, then updates via [`Self::wakeup`] until `DONE`.

@@ -16,6 +16,10 @@
 //! text part. A MIME bomb costs little: nesting deeper than [`MAX_DEPTH`]
 //! or parts beyond [`MAX_PARTS`] are not split further and are described
 //! as `application/octet-stream`.
+//!
+//! ENVELOPE and BODYSTRUCTURE values are kept in the store's derived-field
+//! cache (`crate::fetch_cache`): a change here that alters what is derived
+//! from a given message must bump `fetch_cache::FORMAT`.
 
 use std::ops::Range;
 

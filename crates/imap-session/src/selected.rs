@@ -123,8 +123,9 @@ impl<M: Mailbox> SelectedView<M> {
     /// Picks up others' changes and turns them into untagged responses:
     /// EXPUNGE (each in the numbering current at that point), FETCH FLAGS,
     /// then EXISTS and RECENT if messages arrived. Only call this where
-    /// RFC 3501 §7.4.1 permits EXPUNGE.
-    pub(crate) async fn sync(&mut self) -> StoreResult<Vec<Response>> {
+    /// RFC 3501 §7.4.1 permits EXPUNGE. With `condstore` (RFC 7162 §3.1)
+    /// each FETCH carries the message's MODSEQ.
+    pub(crate) async fn sync(&mut self, condstore: bool) -> StoreResult<Vec<Response>> {
         let changes = self.mailbox.sync().await?;
         let mut out = Vec::new();
         let mut added = false;
@@ -137,10 +138,11 @@ impl<M: Mailbox> SelectedView<M> {
                 }
                 MailboxChange::FlagsChanged(uid, _) => {
                     if let (Some(seq), Some(meta)) = (self.seq_of(uid), self.meta(uid)) {
-                        let items = vec![
-                            FetchItem::Uid(uid.0),
-                            FetchItem::Flags(flags_out(&meta.flags, meta.recent)),
-                        ];
+                        let mut items = vec![FetchItem::Uid(uid.0)];
+                        if condstore {
+                            items.push(FetchItem::ModSeq(meta.modseq));
+                        }
+                        items.push(FetchItem::Flags(flags_out(&meta.flags, meta.recent)));
                         out.push(Response::Data(Data::Fetch { seq, items }));
                     }
                 }

@@ -18,7 +18,7 @@ const MSG1: &[u8] =
 const MSG2: &[u8] = b"From: carol@example.org\r\nSubject: Second\r\n\r\nBody two\r\nwith \"quotes\" and {braces}\r\n";
 
 const PRE_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN";
-const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE MULTIAPPEND QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE APPENDLIMIT=52428800";
+const POST_CAPS: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE ESEARCH CONDSTORE LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE MULTIAPPEND QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE APPENDLIMIT=52428800";
 
 fn setup() -> (MemoryStore, Arc<StaticAuthenticator>, Session) {
     setup_with(ImapConfig::default())
@@ -129,6 +129,7 @@ async fn curl_transcript() {
 * OK [UIDVALIDITY 1000001] UIDs valid\r\n\
 * OK [UIDNEXT 2] Predicted next UID\r\n\
 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
+* OK [HIGHESTMODSEQ 2] Highest\r\n\
 A003 OK [READ-WRITE] SELECT completed\r\n"
     );
     let out = send(&mut s, "A004 UID FETCH 1 BODY[]\r\n").await;
@@ -849,8 +850,8 @@ async fn misc_commands() {
         "* ID (\"name\" \"Coffre\")\r\nb OK ID completed\r\n"
     );
     assert_eq!(
-        send(&mut s, "c ENABLE CONDSTORE\r\n").await,
-        "* ENABLED\r\nc OK ENABLE completed\r\n"
+        send(&mut s, "c ENABLE X-UNKNOWN condstore CONDSTORE\r\n").await,
+        "* ENABLED CONDSTORE\r\nc OK ENABLE completed\r\n"
     );
     assert_eq!(
         send(&mut s, "d NAMESPACE\r\n").await,

@@ -10,7 +10,8 @@
 //! Invariants: no panic, and the untagged `* 1 FETCH` response parses with the
 //! independent `imap-proto` client parser as a complete FETCH response whose
 //! attributes include a BODYSTRUCTURE and an ENVELOPE; the command completes
-//! with a tagged `f1 OK`.
+//! with a tagged `f1 OK`; the same FETCH again, now served from the store's
+//! derived-field cache, gives byte-identical output.
 #![no_main]
 
 use imap_proto::{AttributeValue, Response};
@@ -65,5 +66,20 @@ fuzz_target!(|message: &[u8]| {
         rest.starts_with(b"f1 OK"),
         "FETCH did not complete: {}",
         String::from_utf8_lossy(rest)
+    );
+
+    // The first FETCH put the ENVELOPE and BODYSTRUCTURE in the store's
+    // derived-field cache; the same FETCH again is served from it and must
+    // give the same bytes (the cache value round-trips every structure).
+    let mut again = Vec::new();
+    drive(
+        &mut session,
+        b"f1 FETCH 1 (BODYSTRUCTURE ENVELOPE RFC822.SIZE)\r\n",
+        &mut again,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&again),
+        String::from_utf8_lossy(&out),
+        "the cached answer differs from the parsed one"
     );
 });

@@ -11,17 +11,33 @@
 //! [`FETCH_OUTPUT_BUDGET`] bytes are buffered, to go on at the next `process`
 //! call after the driver wrote them: a FETCH of a whole mailbox holds about
 //! one budget plus one message, never the mailbox.
+//!
+//! CONDSTORE (RFC 7162 §3.1.4): the MODSEQ item, the CHANGEDSINCE modifier
+//! (only messages whose mod-sequence is above it; MODSEQ implied), both
+//! CONDSTORE enabling commands; once enabled, a message whose `\Seen` this
+//! FETCH set is reported with UID and MODSEQ.
+//!
+//! ENVELOPE, BODY and BODYSTRUCTURE are asked of the store's derived-field
+//! cache first, for [`CACHE_BATCH`] messages per call ([`crate::fetch_cache`]
+//! has the value format); only misses are parsed, and their values are
+//! handed back to the store in batches. When no other item needs the
+//! message, cache hits are not read at all. The bytes on the wire are the
+//! same either way (the encoder writes both).
 
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use account_auth::Authenticator;
-use imap_protocol::{Code, Data, FetchAttr, FetchItem, Response, SequenceSet};
-use mail_store::{FlagOp, Flags, MailStore, Mailbox, StoreErrorKind};
+use imap_protocol::{
+    BodyStructure, Code, Data, Envelope, FetchAttr, FetchItem, Response, SequenceSet,
+};
+use mail_store::{CachedField, FlagOp, Flags, MailStore, Mailbox, StoreErrorKind, Uid};
 
 use crate::convert::{flags_out, store_error};
-use crate::mime;
+use crate::selected::SelectedView;
 use crate::state::State;
 use crate::{Done, ImapSession, emit};
+use crate::{fetch_cache, mime};
 
 impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     /// Starts a FETCH: resolves the set, sets `\Seen` where the items imply
@@ -31,17 +47,37 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     pub(crate) async fn fetch(
         &mut self,
         tag: &imap_protocol::Tag,
-        set: &SequenceSet,
-        attrs: &[FetchAttr],
-        by_uid: bool,
+        request: FetchRequest<'_>,
         out: &mut Vec<u8>,
     ) -> Option<Done> {
+        let FetchRequest {
+            set,
+            attrs,
+            by_uid,
+            changed_since,
+        } = request;
+        if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            // Both are CONDSTORE enabling commands (RFC 7162 §3.1).
+            self.enable_condstore(out);
+        }
+        let condstore = self.condstore;
+        let mut attrs = attrs.to_vec();
+        if changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+            // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1); first, as
+            // in the RFC's examples.
+            attrs.insert(0, FetchAttr::ModSeq);
+        }
+        let attrs = attrs.as_slice();
         let State::Selected { view, .. } = &mut self.state else {
             return Some(Done::bad("Select a mailbox first"));
         };
-        let Ok(targets) = view.resolve(set, by_uid) else {
+        let Ok(mut targets) = view.resolve(set, by_uid) else {
             return Some(Done::bad("Invalid message sequence number"));
         };
+        if let Some(since) = changed_since {
+            // Messages gone from the store stay, to be reported as expunged.
+            targets.retain(|(_, uid)| view.meta(*uid).is_none_or(|m| m.modseq > since));
+        }
         let sets_seen = !view.read_only
             && attrs.iter().any(|a| {
                 matches!(
@@ -53,19 +89,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             });
         // A partial fetch of the whole message (`BODY[]<o.n>`, how clients
         // download large messages in pieces) reads only its range.
-        let needs_bytes = attrs.iter().any(|a| {
-            !is_whole_partial(a)
-                && matches!(
-                    a,
-                    FetchAttr::BodySection { .. }
-                        | FetchAttr::Rfc822
-                        | FetchAttr::Rfc822Header
-                        | FetchAttr::Rfc822Text
-                        | FetchAttr::Envelope
-                        | FetchAttr::Body
-                        | FetchAttr::BodyStructure
-                )
-        });
+        let needs_bytes = attrs.iter().any(needs_message);
         let mut newly_seen = Vec::new();
         if sets_seen {
             let unseen: Vec<_> = targets
@@ -79,7 +103,10 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             if !unseen.is_empty() {
                 let seen: Flags = [mail_store::Flag::Seen].into_iter().collect();
                 match view.mailbox.store_flags(&unseen, FlagOp::Add, &seen).await {
-                    Ok(changed) => newly_seen = changed.into_iter().map(|(uid, _)| uid).collect(),
+                    Ok(changed) => {
+                        newly_seen = changed.into_iter().map(|(uid, _)| uid).collect();
+                        newly_seen.sort_unstable();
+                    }
                     Err(err) => {
                         let (code, text) = store_error(&err);
                         return Some(Done::no(code, text));
@@ -87,6 +114,16 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 }
             }
         }
+        let is_derived = |a: &FetchAttr| {
+            matches!(
+                a,
+                FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
+            )
+        };
+        // ENVELOPE / BODY / BODYSTRUCTURE come from the cache where it has
+        // them; the message is read only for misses if nothing else needs it.
+        let uses_cache = attrs.iter().any(is_derived);
+        let only_derived = attrs.iter().all(|a| !needs_message(a) || is_derived(a));
         let mut pending = PendingFetch {
             tag: tag.clone(),
             targets: targets.into(),
@@ -95,6 +132,9 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             needs_bytes,
             newly_seen,
             vanished: false,
+            condstore,
+            derived: uses_cache.then(DerivedCache::default),
+            only_derived,
         };
         match self.fetch_some(&mut pending, out).await {
             Ok(true) => Some(pending.done()),
@@ -127,147 +167,373 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
 
     /// Sends responses for the pending messages until the output budget is
     /// reached. `Ok(true)`: all sent; `Err`: the FETCH ends with this answer.
+    /// Values new to the derived-field cache are handed to the store before
+    /// it returns.
     async fn fetch_some(
         &mut self,
         pending: &mut PendingFetch,
         out: &mut Vec<u8>,
     ) -> Result<bool, Done> {
+        let session = self.conn.session_id;
         let State::Selected { view, .. } = &mut self.state else {
             return Err(Done::bad("Select a mailbox first"));
         };
-        let (attrs, by_uid, needs_bytes) = (&pending.attrs, pending.by_uid, pending.needs_bytes);
-        let newly_seen = &pending.newly_seen;
-        let mut vanished = false;
-        let budget = out.len() + FETCH_OUTPUT_BUDGET;
-        'messages: while let Some((seq, uid)) = pending.targets.pop_front() {
-            if out.len() >= budget {
-                pending.targets.push_front((seq, uid));
-                pending.vanished |= vanished;
-                return Ok(false);
+        let result = fetch_messages(view, pending, out, session).await;
+        if let Some(cache) = &mut pending.derived {
+            cache.flush(&view.mailbox, session).await;
+        }
+        result
+    }
+}
+
+/// The message loop of [`ImapSession::fetch_some`].
+async fn fetch_messages<M: Mailbox>(
+    view: &mut SelectedView<M>,
+    pending: &mut PendingFetch,
+    out: &mut Vec<u8>,
+    session: u64,
+) -> Result<bool, Done> {
+    let (by_uid, needs_bytes, condstore) = (pending.by_uid, pending.needs_bytes, pending.condstore);
+    let attrs = &pending.attrs;
+    let wants_envelope = attrs.contains(&FetchAttr::Envelope);
+    let wants_structure = attrs
+        .iter()
+        .any(|a| matches!(a, FetchAttr::Body | FetchAttr::BodyStructure));
+    let mut vanished = false;
+    let budget = out.len() + FETCH_OUTPUT_BUDGET;
+    'messages: while let Some((seq, uid)) = pending.targets.pop_front() {
+        if out.len() >= budget {
+            pending.targets.push_front((seq, uid));
+            pending.vanished |= vanished;
+            return Ok(false);
+        }
+        let (mut envelope, mut structure) = match &mut pending.derived {
+            Some(cache) => {
+                let wanted = (wants_envelope, wants_structure);
+                cache
+                    .take(&view.mailbox, uid, &pending.targets, wanted, session)
+                    .await
             }
-            let Some(meta) = view.meta(uid) else {
-                vanished = true;
-                continue;
-            };
-            let (flags, recent, size, date) = (
-                meta.flags.clone(),
-                meta.recent,
-                meta.size,
-                meta.internal_date,
-            );
-            let message = if needs_bytes {
-                match view.mailbox.read_message(uid).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(err)
-                        if matches!(
-                            err.kind,
-                            StoreErrorKind::Expunged | StoreErrorKind::NotFound
-                        ) =>
+            None => (None, None),
+        };
+        let Some(meta) = view.meta(uid) else {
+            vanished = true;
+            continue;
+        };
+        let (flags, recent, size, date, modseq) = (
+            meta.flags.clone(),
+            meta.recent,
+            meta.size,
+            meta.internal_date,
+            meta.modseq,
+        );
+        let must_read = needs_bytes
+            && (!pending.only_derived
+                || (wants_envelope && envelope.is_none())
+                || (wants_structure && structure.is_none()));
+        let message = if must_read {
+            match view.mailbox.read_message(uid).await {
+                Ok(bytes) => Some(bytes),
+                Err(err)
+                    if matches!(
+                        err.kind,
+                        StoreErrorKind::Expunged | StoreErrorKind::NotFound
+                    ) =>
+                {
+                    vanished = true;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(session, uid = uid.0, error = %err, "cannot read message");
+                    let (code, text) = store_error(&err);
+                    return Err(Done::no(code, text));
+                }
+            }
+        } else {
+            None
+        };
+        let bytes = message.as_deref().unwrap_or_default();
+        // Split into MIME parts only if an item needs it, and only once.
+        let tree = OnceLock::new();
+        let tree = || tree.get_or_init(|| mime::parse(bytes));
+        if wants_envelope && envelope.is_none() {
+            let fresh = mime::envelope(&bytes[..mime::header_end(bytes)]);
+            if let Some(cache) = &mut pending.derived {
+                cache.keep(
+                    CachedField::Envelope,
+                    uid,
+                    fetch_cache::encode_envelope(&fresh),
+                );
+            }
+            envelope = Some(fresh);
+        }
+        if wants_structure && structure.is_none() {
+            let fresh = mime::body_structure(bytes, tree());
+            if let Some(cache) = &mut pending.derived {
+                cache.keep(
+                    CachedField::BodyStructure,
+                    uid,
+                    fetch_cache::encode_structure(&fresh),
+                );
+            }
+            structure = Some(fresh);
+        }
+        let seen_now = pending.newly_seen.binary_search(&uid).is_ok();
+        let mut items = Vec::with_capacity(attrs.len() + 3);
+        // Once CONDSTORE is on, a FETCH that set \Seen reports UID and
+        // MODSEQ with it (RFC 7162 §3.1).
+        let implicit = condstore && seen_now;
+        if (by_uid || implicit) && !attrs.contains(&FetchAttr::Uid) {
+            items.push(FetchItem::Uid(uid.0));
+        }
+        // The implicit \Seen is reported before the (possibly large) body
+        // data, as Dovecot does, so line-oriented clients meet it first.
+        if seen_now && !attrs.contains(&FetchAttr::Flags) {
+            items.push(FetchItem::Flags(flags_out(&flags, recent)));
+        }
+        if implicit && !attrs.contains(&FetchAttr::ModSeq) {
+            items.push(FetchItem::ModSeq(modseq));
+        }
+        for attr in attrs {
+            items.push(match attr {
+                FetchAttr::Uid => FetchItem::Uid(uid.0),
+                FetchAttr::Flags => FetchItem::Flags(flags_out(&flags, recent)),
+                FetchAttr::InternalDate => FetchItem::InternalDate(date),
+                FetchAttr::Rfc822Size => FetchItem::Rfc822Size(size),
+                FetchAttr::ModSeq => FetchItem::ModSeq(modseq),
+                FetchAttr::Rfc822 => FetchItem::Rfc822(Some(bytes.to_vec())),
+                FetchAttr::Rfc822Header => {
+                    FetchItem::Rfc822Header(Some(bytes[..mime::header_end(bytes)].to_vec()))
+                }
+                FetchAttr::Rfc822Text => {
+                    FetchItem::Rfc822Text(Some(bytes[mime::header_end(bytes)..].to_vec()))
+                }
+                FetchAttr::BodySection {
+                    section,
+                    partial: Some(p),
+                    ..
+                } if message.is_none() && is_whole_partial(attr) => {
+                    match view
+                        .mailbox
+                        .read_range(uid, u64::from(p.origin), u64::from(p.length))
+                        .await
                     {
-                        vanished = true;
-                        continue;
-                    }
-                    Err(err) => {
-                        tracing::warn!(session = self.conn.session_id, uid = uid.0, error = %err, "cannot read message");
-                        let (code, text) = store_error(&err);
-                        return Err(Done::no(code, text));
+                        Ok(data) => FetchItem::BodySection {
+                            section: section.clone(),
+                            origin: Some(p.origin),
+                            data: Some(data),
+                        },
+                        Err(err)
+                            if matches!(
+                                err.kind,
+                                StoreErrorKind::Expunged | StoreErrorKind::NotFound
+                            ) =>
+                        {
+                            vanished = true;
+                            continue 'messages;
+                        }
+                        Err(err) => {
+                            let (code, text) = store_error(&err);
+                            return Err(Done::no(code, text));
+                        }
                     }
                 }
-            } else {
-                None
-            };
-            let bytes = message.as_deref().unwrap_or_default();
-            // Split into MIME parts only if an item needs it, and only once.
-            let tree = OnceLock::new();
-            let tree = || tree.get_or_init(|| mime::parse(bytes));
-            let mut items = Vec::with_capacity(attrs.len() + 2);
-            if by_uid && !attrs.contains(&FetchAttr::Uid) {
-                items.push(FetchItem::Uid(uid.0));
-            }
-            // The implicit \Seen is reported before the (possibly large) body
-            // data, as Dovecot does, so line-oriented clients meet it first.
-            if newly_seen.contains(&uid) && !attrs.contains(&FetchAttr::Flags) {
-                items.push(FetchItem::Flags(flags_out(&flags, recent)));
-            }
-            for attr in attrs {
-                items.push(match attr {
-                    FetchAttr::Uid => FetchItem::Uid(uid.0),
-                    FetchAttr::Flags => FetchItem::Flags(flags_out(&flags, recent)),
-                    FetchAttr::InternalDate => FetchItem::InternalDate(date),
-                    FetchAttr::Rfc822Size => FetchItem::Rfc822Size(size),
-                    FetchAttr::Rfc822 => FetchItem::Rfc822(Some(bytes.to_vec())),
-                    FetchAttr::Rfc822Header => {
-                        FetchItem::Rfc822Header(Some(bytes[..mime::header_end(bytes)].to_vec()))
-                    }
-                    FetchAttr::Rfc822Text => {
-                        FetchItem::Rfc822Text(Some(bytes[mime::header_end(bytes)..].to_vec()))
-                    }
-                    FetchAttr::BodySection {
-                        section,
-                        partial: Some(p),
-                        ..
-                    } if message.is_none() && is_whole_partial(attr) => {
-                        match view
-                            .mailbox
-                            .read_range(uid, u64::from(p.origin), u64::from(p.length))
-                            .await
-                        {
-                            Ok(data) => FetchItem::BodySection {
-                                section: section.clone(),
-                                origin: Some(p.origin),
-                                data: Some(data),
-                            },
-                            Err(err)
-                                if matches!(
-                                    err.kind,
-                                    StoreErrorKind::Expunged | StoreErrorKind::NotFound
-                                ) =>
-                            {
-                                vanished = true;
-                                continue 'messages;
-                            }
-                            Err(err) => {
-                                let (code, text) = store_error(&err);
-                                return Err(Done::no(code, text));
-                            }
+                FetchAttr::BodySection {
+                    section, partial, ..
+                } => {
+                    let data = mime::section_bytes(bytes, tree, section);
+                    let (origin, data) = match partial {
+                        Some(p) => {
+                            let start = (p.origin as usize).min(data.len());
+                            let end = start.saturating_add(p.length as usize).min(data.len());
+                            (Some(p.origin), data[start..end].to_vec())
                         }
+                        None => (None, data),
+                    };
+                    FetchItem::BodySection {
+                        section: section.clone(),
+                        origin,
+                        data: Some(data),
                     }
-                    FetchAttr::BodySection {
-                        section, partial, ..
-                    } => {
-                        let data = mime::section_bytes(bytes, tree, section);
-                        let (origin, data) = match partial {
-                            Some(p) => {
-                                let start = (p.origin as usize).min(data.len());
-                                let end = start.saturating_add(p.length as usize).min(data.len());
-                                (Some(p.origin), data[start..end].to_vec())
-                            }
-                            None => (None, data),
-                        };
-                        FetchItem::BodySection {
-                            section: section.clone(),
-                            origin,
-                            data: Some(data),
-                        }
+                }
+                FetchAttr::Envelope => {
+                    FetchItem::Envelope(Box::new(envelope.clone().unwrap_or_default()))
+                }
+                FetchAttr::Body | FetchAttr::BodyStructure => {
+                    let Some(structure) = structure.clone() else {
+                        // Computed above whenever BODY or BODYSTRUCTURE is asked for.
+                        continue;
+                    };
+                    if *attr == FetchAttr::Body {
+                        FetchItem::Body(Box::new(structure))
+                    } else {
+                        FetchItem::BodyStructure(Box::new(structure))
                     }
-                    FetchAttr::Envelope => FetchItem::Envelope(Box::new(mime::envelope(
-                        &bytes[..mime::header_end(bytes)],
-                    ))),
-                    FetchAttr::Body | FetchAttr::BodyStructure => {
-                        let structure = mime::body_structure(bytes, tree());
-                        if *attr == FetchAttr::Body {
-                            FetchItem::Body(Box::new(structure))
-                        } else {
-                            FetchItem::BodyStructure(Box::new(structure))
-                        }
-                    }
-                });
-            }
-            emit(&Response::Data(Data::Fetch { seq, items }), out);
+                }
+            });
         }
-        pending.vanished |= vanished;
-        Ok(true)
+        emit(&Response::Data(Data::Fetch { seq, items }), out);
+        if let Some(cache) = &mut pending.derived
+            && cache.full()
+        {
+            cache.flush(&view.mailbox, session).await;
+        }
     }
+    pending.vanished |= vanished;
+    Ok(true)
+}
+
+/// Messages looked up in, and values handed to, the store's derived-field
+/// cache per call.
+pub(crate) const CACHE_BATCH: usize = 256;
+
+/// One message's looked-up values: (UID, ENVELOPE value, BODYSTRUCTURE value).
+type Ahead = (Uid, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// A FETCH's use of the derived-field cache: the looked-up values of the
+/// next messages (at most [`CACHE_BATCH`], each value at most
+/// [`mail_store::MAX_CACHED_FIELD_LEN`]), and new values not yet handed to
+/// the store.
+#[derive(Default)]
+pub(crate) struct DerivedCache {
+    /// The looked-up values of the next targets, in order.
+    ahead: VecDeque<Ahead>,
+    envelopes: Vec<(Uid, Vec<u8>)>,
+    structures: Vec<(Uid, Vec<u8>)>,
+}
+
+impl DerivedCache {
+    /// The cached ENVELOPE and BODYSTRUCTURE of `uid` (the next target),
+    /// each `None` when not wanted, not kept or not decodable. Looks up
+    /// `uid` and the targets after it, a batch per field, when the batch
+    /// looked up before is used up.
+    async fn take<M: Mailbox>(
+        &mut self,
+        mailbox: &M,
+        uid: Uid,
+        next: &VecDeque<(u32, Uid)>,
+        (envelope, structure): (bool, bool),
+        session: u64,
+    ) -> (Option<Envelope>, Option<BodyStructure>) {
+        if self.ahead.front().is_none_or(|(front, ..)| *front != uid) {
+            let batch: Vec<Uid> = std::iter::once(uid)
+                .chain(next.iter().map(|(_, u)| *u))
+                .take(CACHE_BATCH)
+                .collect();
+            let envelopes = lookup(mailbox, &batch, CachedField::Envelope, envelope, session).await;
+            let structures = lookup(
+                mailbox,
+                &batch,
+                CachedField::BodyStructure,
+                structure,
+                session,
+            )
+            .await;
+            self.ahead = batch
+                .into_iter()
+                .zip(envelopes.into_iter().zip(structures))
+                .map(|(uid, (e, s))| (uid, e, s))
+                .collect();
+        }
+        match self.ahead.pop_front() {
+            Some((front, e, s)) if front == uid => (
+                e.and_then(|v| fetch_cache::decode_envelope(&v)),
+                s.and_then(|v| fetch_cache::decode_structure(&v)),
+            ),
+            _ => (None, None),
+        }
+    }
+
+    /// Remembers a value for the next [`DerivedCache::flush`].
+    fn keep(&mut self, field: CachedField, uid: Uid, value: Vec<u8>) {
+        if value.len() > mail_store::MAX_CACHED_FIELD_LEN {
+            // The store would not keep it.
+            return;
+        }
+        match field {
+            CachedField::Envelope => self.envelopes.push((uid, value)),
+            _ => self.structures.push((uid, value)),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.envelopes.len() >= CACHE_BATCH || self.structures.len() >= CACHE_BATCH
+    }
+
+    /// Hands the new values to the store (one call per field). A failure
+    /// costs only a later re-parse, so it is logged, not reported.
+    async fn flush<M: Mailbox>(&mut self, mailbox: &M, session: u64) {
+        let batches = [
+            (CachedField::Envelope, std::mem::take(&mut self.envelopes)),
+            (
+                CachedField::BodyStructure,
+                std::mem::take(&mut self.structures),
+            ),
+        ];
+        for (field, entries) in batches {
+            if entries.is_empty() {
+                continue;
+            }
+            if let Err(err) = mailbox.cache_fields(field, entries).await {
+                tracing::debug!(session, error = %err, ?field, "cannot keep derived values");
+            }
+        }
+    }
+}
+
+/// One field's cached values for `batch`, or all misses when not `wanted`
+/// or the store cannot answer.
+async fn lookup<M: Mailbox>(
+    mailbox: &M,
+    batch: &[Uid],
+    field: CachedField,
+    wanted: bool,
+    session: u64,
+) -> Vec<Option<Vec<u8>>> {
+    if wanted {
+        match mailbox.cached_fields(batch, field).await {
+            Ok(values) if values.len() == batch.len() => return values,
+            Ok(_) => {
+                tracing::warn!(
+                    session,
+                    ?field,
+                    "derived-field cache answered a different count"
+                );
+            }
+            Err(err) => {
+                tracing::debug!(session, error = %err, ?field, "derived-field cache lookup failed");
+            }
+        }
+    }
+    vec![None; batch.len()]
+}
+
+/// A parsed FETCH / UID FETCH command.
+pub(crate) struct FetchRequest<'a> {
+    /// Which messages.
+    pub set: &'a SequenceSet,
+    /// Which items (macros expanded).
+    pub attrs: &'a [FetchAttr],
+    /// UID FETCH.
+    pub by_uid: bool,
+    /// `CHANGEDSINCE` (RFC 7162 §3.1.4.1).
+    pub changed_since: Option<u64>,
+}
+
+/// Whether an item needs the message's bytes (a whole-message partial is
+/// read by range instead).
+fn needs_message(attr: &FetchAttr) -> bool {
+    !is_whole_partial(attr)
+        && matches!(
+            attr,
+            FetchAttr::BodySection { .. }
+                | FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::Envelope
+                | FetchAttr::Body
+                | FetchAttr::BodyStructure
+        )
 }
 
 /// Output buffered by one `process` call of a FETCH before the driver writes
@@ -282,8 +548,15 @@ pub(crate) struct PendingFetch {
     attrs: Vec<FetchAttr>,
     by_uid: bool,
     needs_bytes: bool,
+    /// UIDs whose `\Seen` this FETCH set, ascending.
     newly_seen: Vec<mail_store::Uid>,
     vanished: bool,
+    /// CONDSTORE was enabled when the FETCH started.
+    condstore: bool,
+    /// Set when ENVELOPE, BODY or BODYSTRUCTURE is asked for.
+    derived: Option<DerivedCache>,
+    /// No item but those needs the message (cache hits are not read).
+    only_derived: bool,
 }
 
 impl PendingFetch {

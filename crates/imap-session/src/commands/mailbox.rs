@@ -103,6 +103,16 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             ),
             out,
         );
+        // RFC 7162 §3.1.2.1: a server that keeps mod-sequences sends
+        // HIGHESTMODSEQ with every successful SELECT and EXAMINE.
+        emit(
+            &Status::untagged(
+                StatusKind::Ok,
+                Some(Code::HighestModSeq(status.highest_modseq)),
+                "Highest",
+            ),
+            out,
+        );
         self.transition(Transition::Select(view));
         if read_only {
             Done {
@@ -155,6 +165,13 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     /// return options (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS
     /// (RFC 5819).
     pub(crate) async fn list(&mut self, request: ListRequest<'_>, out: &mut Vec<u8>) -> Done {
+        let wants_highest_modseq = request.ret.iter().any(
+            |r| matches!(r, ListReturn::Status(items) if items.contains(&StatusItem::HighestModSeq)),
+        );
+        if wants_highest_modseq {
+            // As STATUS (HIGHESTMODSEQ): a CONDSTORE enabling command (RFC 7162 §3.1).
+            self.enable_condstore(out);
+        }
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
@@ -312,6 +329,10 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             Ok(name) => name,
             Err(text) => return Done::no(Some(Code::Cannot), text),
         };
+        if items.contains(&StatusItem::HighestModSeq) {
+            // STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command (RFC 7162 §3.1).
+            self.enable_condstore(out);
+        }
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
@@ -443,6 +464,7 @@ fn status_values(items: &[StatusItem], status: &MailboxStatus, size: u64) -> Vec
             StatusItem::UidNext => StatusValue::UidNext(status.uid_next.0),
             StatusItem::UidValidity => StatusValue::UidValidity(status.uid_validity.0),
             StatusItem::Unseen => StatusValue::Unseen(status.unseen),
+            StatusItem::HighestModSeq => StatusValue::HighestModSeq(status.highest_modseq),
         })
         .collect()
 }

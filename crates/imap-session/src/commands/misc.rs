@@ -25,10 +25,19 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         Done::ok("ID completed")
     }
 
-    /// No ENABLE-able extension is implemented yet, so nothing is enabled
-    /// (RFC 5161 §3.1: the ENABLED response lists only what was enabled).
-    pub(crate) fn enable(&mut self, _caps: &[String], out: &mut Vec<u8>) -> Done {
-        emit(&Response::Data(Data::Enabled(Vec::new())), out);
+    /// ENABLE (RFC 5161): CONDSTORE (RFC 7162 §3.1) is the one ENABLE-able
+    /// extension; unknown names are ignored. ENABLED lists what this command
+    /// enabled (RFC 5161 §3.2), so not CONDSTORE if an earlier CONDSTORE
+    /// enabling command (e.g. STATUS HIGHESTMODSEQ) already did.
+    pub(crate) fn enable(&mut self, caps: &[String], out: &mut Vec<u8>) -> Done {
+        let mut enabled = Vec::new();
+        for cap in caps {
+            if cap.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
+                self.enable_condstore(out);
+                enabled.push("CONDSTORE".to_string());
+            }
+        }
+        emit(&Response::Data(Data::Enabled(enabled)), out);
         Done::ok("ENABLE completed")
     }
 

@@ -11,7 +11,8 @@ mod quota;
 mod search;
 mod store;
 
-pub(crate) use fetch::PendingFetch;
+pub(crate) use fetch::{FetchRequest, PendingFetch};
 pub(crate) use folders::FolderOp;
 pub(crate) use mailbox::ListRequest;
 pub(crate) use search::SearchRequest;
+pub(crate) use store::StoreRequest;

@@ -1,5 +1,6 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4) over the selected view, with
-//! ESEARCH result options (`RETURN (MIN MAX COUNT ALL)`, RFC 4731) and
+//! ESEARCH result options (`RETURN (MIN MAX COUNT ALL)`, RFC 4731), the
+//! CONDSTORE key `MODSEQ` with its `(MODSEQ n)` result (RFC 7162 §3.1.5) and
 //! `CHARSET UTF-8` / `US-ASCII` (others: `NO [BADCHARSET]`).
 //!
 //! Flag, size, internal-date, sequence and UID keys use metadata only; the
@@ -76,10 +77,15 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 "Unsupported charset",
             );
         }
+        let keys = request.keys;
+        let uses_modseq = keys.iter().any(uses_modseq);
+        if uses_modseq {
+            // SEARCH MODSEQ is a CONDSTORE enabling command (RFC 7162 §3.1).
+            self.enable_condstore(out);
+        }
         let State::Selected { view, .. } = &mut self.state else {
             return Done::bad("Select a mailbox first");
         };
-        let keys = request.keys;
         let needs_text = keys.iter().any(needs_text);
         let largest_seq = view.exists();
         let largest_uid = view.uids.last().map_or(0, |u| u.0);
@@ -109,15 +115,19 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 largest_uid,
             };
             if keys.iter().all(|k| matches(k, &candidate)) {
-                found.push(if request.by_uid { uid.0 } else { candidate.seq });
+                let n = if request.by_uid { uid.0 } else { candidate.seq };
+                found.push((n, meta.modseq));
             }
         }
         let response = match request.ret {
-            None => Data::Search(found),
+            None => Data::Search {
+                modseq: found.iter().map(|(_, m)| *m).max().filter(|_| uses_modseq),
+                numbers: found.into_iter().map(|(n, _)| n).collect(),
+            },
             Some(options) => Data::ESearch {
                 tag: request.tag.clone(),
                 uid: request.by_uid,
-                results: esearch_results(options, found),
+                results: esearch_results(options, &found, uses_modseq),
             },
         };
         emit(&Response::Data(response), out);
@@ -126,8 +136,37 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
 }
 
 /// The ESEARCH results asked for (RFC 4731 §3.1): MIN and MAX only when
-/// something matched, COUNT always, ALL as a set; each option once.
-fn esearch_results(options: &[SearchReturn], found: Vec<u32>) -> Vec<ESearchResult> {
+/// something matched, COUNT always, ALL as a set; each option once. With a
+/// MODSEQ key, `MODSEQ` last (RFC 4731 §3.2, RFC 7162 §3.1.5): the highest
+/// mod-sequence of the messages returned — of MIN/MAX alone when only those
+/// were asked for, else of every match; none when nothing matched.
+fn esearch_results(
+    options: &[SearchReturn],
+    found_with_modseq: &[(u32, u64)],
+    modseq: bool,
+) -> Vec<ESearchResult> {
+    let found: Vec<u32> = found_with_modseq.iter().map(|(n, _)| *n).collect();
+    let mut results = esearch_options(options, &found);
+    if modseq
+        && let (Some(first), Some(last)) = (found_with_modseq.first(), found_with_modseq.last())
+    {
+        let only_min_max = options
+            .iter()
+            .all(|o| matches!(o, SearchReturn::Min | SearchReturn::Max));
+        let highest = if only_min_max {
+            let min = options.contains(&SearchReturn::Min).then_some(first.1);
+            let max = options.contains(&SearchReturn::Max).then_some(last.1);
+            min.max(max)
+        } else {
+            found_with_modseq.iter().map(|(_, m)| *m).max()
+        };
+        results.extend(highest.map(ESearchResult::ModSeq));
+    }
+    results
+}
+
+/// The RFC 4731 result options proper.
+fn esearch_options(options: &[SearchReturn], found: &[u32]) -> Vec<ESearchResult> {
     let mut results = Vec::new();
     let mut seen = Vec::new();
     for option in options {
@@ -141,10 +180,21 @@ fn esearch_results(options: &[SearchReturn], found: Vec<u32>) -> Vec<ESearchResu
             SearchReturn::Count => results.push(ESearchResult::Count(
                 u32::try_from(found.len()).unwrap_or(u32::MAX),
             )),
-            SearchReturn::All => results.push(ESearchResult::All(found.clone())),
+            SearchReturn::All => results.push(ESearchResult::All(found.to_vec())),
         }
     }
     results
+}
+
+/// Whether a MODSEQ key appears anywhere in `key`.
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq { .. } => true,
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
 }
 
 fn needs_text(key: &SearchKey) -> bool {
@@ -324,5 +374,8 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         K::Not(k) => !matches(k, c),
         K::Or(a, b) => matches(a, c) || matches(b, c),
         K::And(keys) => keys.iter().all(|k| matches(k, c)),
+        // One mod-sequence per message: the metadata item named, if any, is
+        // that of the message (RFC 7162 §3.1.5 lets the server ignore it).
+        K::ModSeq { modseq, .. } => c.meta.modseq >= *modseq,
     }
 }

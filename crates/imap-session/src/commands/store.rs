@@ -1,4 +1,5 @@
-//! Commands that change messages: STORE (RFC 3501 §6.4.6), EXPUNGE
+//! Commands that change messages: STORE (RFC 3501 §6.4.6; UNCHANGEDSINCE,
+//! RFC 7162 §3.1.3), EXPUNGE
 //! (§6.4.3), UID EXPUNGE (RFC 4315), COPY (§6.4.7, COPYUID RFC 4315) and
 //! MOVE (RFC 6851).
 //!
@@ -10,22 +11,47 @@ use account_auth::Authenticator;
 use imap_protocol::{
     Code, Data, FetchItem, Flag, MailboxArg, Response, SequenceSet, Status, StatusKind, StoreOp,
 };
-use mail_store::{FlagOp, MailStore, Mailbox, StoreErrorKind, Uid};
+use mail_store::{ConditionalStore, FlagOp, MailStore, Mailbox, StoreErrorKind, Uid};
 
 use crate::convert::{flags_in, flags_out, folder_name, store_error};
 use crate::state::State;
 use crate::{Done, ImapSession, emit};
 
+/// A parsed STORE / UID STORE command.
+pub(crate) struct StoreRequest<'a> {
+    /// Which messages.
+    pub set: &'a SequenceSet,
+    /// Replace, add or remove.
+    pub op: StoreOp,
+    /// `.SILENT`.
+    pub silent: bool,
+    /// The flags as sent.
+    pub flags: &'a [Flag],
+    /// UID STORE.
+    pub by_uid: bool,
+    /// `UNCHANGEDSINCE` (RFC 7162 §3.1.3).
+    pub unchanged_since: Option<u64>,
+}
+
 impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
-    pub(crate) async fn store(
-        &mut self,
-        set: &SequenceSet,
-        op: StoreOp,
-        silent: bool,
-        flags: &[Flag],
-        by_uid: bool,
-        out: &mut Vec<u8>,
-    ) -> Done {
+    /// STORE (RFC 3501 §6.4.6) with CONDSTORE's UNCHANGEDSINCE (RFC 7162
+    /// §3.1.3): messages whose mod-sequence is above it are left alone and
+    /// named in `[MODIFIED]`. Once CONDSTORE is enabled every untagged FETCH
+    /// carries UID and MODSEQ, and is sent even with `.SILENT` (without
+    /// FLAGS then), so the client learns the new mod-sequences.
+    pub(crate) async fn store(&mut self, request: StoreRequest<'_>, out: &mut Vec<u8>) -> Done {
+        if request.unchanged_since.is_some() {
+            self.enable_condstore(out);
+        }
+        let condstore = self.condstore;
+        let StoreRequest {
+            set,
+            op,
+            silent,
+            flags,
+            by_uid,
+            unchanged_since,
+        } = request;
         let State::Selected { view, .. } = &mut self.state else {
             return Done::bad("Select a mailbox first");
         };
@@ -45,30 +71,70 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             StoreOp::Add => FlagOp::Add,
             StoreOp::Remove => FlagOp::Remove,
         };
-        let changed = match view.mailbox.store_flags(&uids, op, &flags).await {
-            Ok(changed) => changed,
+        let result = match unchanged_since {
+            Some(limit) => {
+                view.mailbox
+                    .store_flags_unchanged_since(&uids, op, &flags, limit)
+                    .await
+            }
+            None => view
+                .mailbox
+                .store_flags(&uids, op, &flags)
+                .await
+                .map(|stored| ConditionalStore {
+                    stored,
+                    modified: Vec::new(),
+                }),
+        };
+        let ConditionalStore { stored, modified } = match result {
+            Ok(outcome) => outcome,
             Err(err) => {
                 let (code, text) = store_error(&err);
                 return Done::no(code, text);
             }
         };
-        if !silent {
-            for (uid, new_flags) in &changed {
-                let Some(seq) = view.seq_of(*uid) else {
-                    continue;
-                };
-                let recent = view.meta(*uid).is_some_and(|m| m.recent);
-                let mut items = vec![FetchItem::Flags(flags_out(new_flags, recent))];
-                if by_uid {
-                    items.insert(0, FetchItem::Uid(uid.0));
-                }
+        for (uid, new_flags) in &stored {
+            let Some(seq) = view.seq_of(*uid) else {
+                continue;
+            };
+            let meta = view.meta(*uid);
+            let recent = meta.is_some_and(|m| m.recent);
+            let mut items = Vec::with_capacity(3);
+            if by_uid || condstore {
+                items.push(FetchItem::Uid(uid.0));
+            }
+            if condstore && let Some(meta) = meta {
+                items.push(FetchItem::ModSeq(meta.modseq));
+            }
+            if !silent {
+                items.push(FetchItem::Flags(flags_out(new_flags, recent)));
+            }
+            if !silent || condstore {
                 emit(&Response::Data(Data::Fetch { seq, items }), out);
             }
         }
-        if changed.len() < uids.len() {
-            Done::no(Some(Code::Expunged), "Some messages were expunged")
-        } else {
-            Done::ok("STORE completed")
+        let vanished = stored.len() + modified.len() < uids.len();
+        let modified_code = (!modified.is_empty()).then(|| {
+            Code::Modified(if by_uid {
+                modified.iter().map(|uid| uid.0).collect()
+            } else {
+                let mut seqs: Vec<u32> = modified
+                    .iter()
+                    .filter_map(|uid| view.seq_of(*uid))
+                    .collect();
+                seqs.sort_unstable();
+                seqs
+            })
+        });
+        match (vanished, modified_code) {
+            (true, Some(code)) => Done::no(Some(code), "Some messages were expunged"),
+            (true, None) => Done::no(Some(Code::Expunged), "Some messages were expunged"),
+            (false, Some(code)) => Done {
+                kind: StatusKind::Ok,
+                code: Some(code),
+                text: "Conditional STORE failed",
+            },
+            (false, None) => Done::ok("STORE completed"),
         }
     }
 

@@ -412,4 +412,19 @@ proptest::proptest! {
         }
         walk(&message, &tree, &tree, &mut Vec::new());
     }
+
+    /// Whatever the input, its ENVELOPE and BODYSTRUCTURE come back from the
+    /// derived-field cache unchanged (so a cached FETCH answer is the same
+    /// bytes as a parsed one).
+    #[test]
+    fn structures_round_trip_through_the_cache(
+        pieces in proptest::collection::vec(mime_piece(), 0..40)
+    ) {
+        use crate::fetch_cache::{decode_envelope, decode_structure, encode_envelope, encode_structure};
+        let message = pieces.concat();
+        let env = envelope(&message[..header_end(&message)]);
+        let body = body_structure(&message, &parse(&message));
+        proptest::prop_assert_eq!(decode_envelope(&encode_envelope(&env)), Some(env));
+        proptest::prop_assert_eq!(decode_structure(&encode_structure(&body)), Some(body));
+    }
 }

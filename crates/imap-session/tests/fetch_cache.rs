@@ -1,0 +1,507 @@
+//! FETCH of ENVELOPE / BODY / BODYSTRUCTURE through the store's
+//! derived-field cache: the same bytes on the wire whether served from the
+//! cache or parsed, damaged entries ignored (and replaced), and a whole
+//! mailbox fetched with a number of store calls that grows with the number
+//! of batches, not of messages. The store is the in-memory one behind a
+//! wrapper that counts the calls.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use account_auth::testing::StaticAuthenticator;
+use imap_session::{ConnectionInfo, ImapConfig, ImapSession, Next};
+use mail_store::memory::{MemoryAccount, MemoryMailbox, MemoryStore};
+use mail_store::{
+    AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeWatcher, ConditionalStore,
+    CopyOutcome, FlagOp, Flags, FolderInfo, FolderName, MailStore, Mailbox, MailboxChange,
+    MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage, StoreResult, Uid,
+};
+
+const USER: &str = "alice@example.org";
+
+/// How often each storage call was made.
+#[derive(Debug, Default)]
+struct Counts {
+    read_message: AtomicUsize,
+    cached_fields: AtomicUsize,
+    cache_fields: AtomicUsize,
+}
+
+impl Counts {
+    fn get(&self) -> (usize, usize, usize) {
+        (
+            self.read_message.load(Ordering::SeqCst),
+            self.cached_fields.load(Ordering::SeqCst),
+            self.cache_fields.load(Ordering::SeqCst),
+        )
+    }
+    fn reset(&self) {
+        self.read_message.store(0, Ordering::SeqCst);
+        self.cached_fields.store(0, Ordering::SeqCst);
+        self.cache_fields.store(0, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone)]
+struct Counting {
+    inner: MemoryStore,
+    counts: Arc<Counts>,
+}
+
+struct CountingAccount {
+    inner: MemoryAccount,
+    counts: Arc<Counts>,
+}
+
+struct CountingMailbox {
+    inner: MemoryMailbox,
+    counts: Arc<Counts>,
+}
+
+impl MailStore for Counting {
+    type Account = CountingAccount;
+
+    async fn open_account(&self, account: &AccountLocation) -> StoreResult<CountingAccount> {
+        self.open_account_with_quota(account, Quota::UNLIMITED)
+            .await
+    }
+
+    async fn open_account_with_quota(
+        &self,
+        account: &AccountLocation,
+        quota: Quota,
+    ) -> StoreResult<CountingAccount> {
+        Ok(CountingAccount {
+            inner: self.inner.open_account_with_quota(account, quota).await?,
+            counts: Arc::clone(&self.counts),
+        })
+    }
+}
+
+impl AccountStore for CountingAccount {
+    type Mailbox = CountingMailbox;
+
+    async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
+        self.inner.list_folders().await
+    }
+    async fn create_folder(&self, name: &FolderName) -> StoreResult<()> {
+        self.inner.create_folder(name).await
+    }
+    async fn open_folder(
+        &self,
+        name: &FolderName,
+        read_only: bool,
+    ) -> StoreResult<CountingMailbox> {
+        Ok(CountingMailbox {
+            inner: self.inner.open_folder(name, read_only).await?,
+            counts: Arc::clone(&self.counts),
+        })
+    }
+    async fn append(
+        &self,
+        name: &FolderName,
+        message: &[u8],
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> StoreResult<AppendOutcome> {
+        self.inner.append(name, message, flags, internal_date).await
+    }
+    async fn delete_folder(&self, name: &FolderName) -> StoreResult<()> {
+        self.inner.delete_folder(name).await
+    }
+    async fn rename_folder(&self, from: &FolderName, to: &FolderName) -> StoreResult<()> {
+        self.inner.rename_folder(from, to).await
+    }
+    async fn subscribe(&self, name: &FolderName) -> StoreResult<()> {
+        self.inner.subscribe(name).await
+    }
+    async fn unsubscribe(&self, name: &FolderName) -> StoreResult<()> {
+        self.inner.unsubscribe(name).await
+    }
+    async fn subscriptions(&self) -> StoreResult<Vec<FolderName>> {
+        self.inner.subscriptions().await
+    }
+    async fn status(&self, name: &FolderName) -> StoreResult<MailboxStatus> {
+        self.inner.status(name).await
+    }
+    async fn folder_size(&self, name: &FolderName) -> StoreResult<u64> {
+        self.inner.folder_size(name).await
+    }
+    async fn quota_usage(&self) -> StoreResult<QuotaUsage> {
+        self.inner.quota_usage().await
+    }
+    fn quota(&self) -> Quota {
+        self.inner.quota()
+    }
+    async fn lock_maildrop(&self) -> StoreResult<MaildropLock> {
+        self.inner.lock_maildrop().await
+    }
+}
+
+impl Mailbox for CountingMailbox {
+    fn status(&self) -> MailboxStatus {
+        self.inner.status()
+    }
+    fn messages(&self) -> &[MessageMeta] {
+        self.inner.messages()
+    }
+    async fn sync(&mut self) -> StoreResult<Vec<MailboxChange>> {
+        self.inner.sync().await
+    }
+    async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
+        self.counts.read_message.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_message(uid).await
+    }
+    async fn store_flags(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+    ) -> StoreResult<Vec<(Uid, Flags)>> {
+        self.inner.store_flags(uids, op, flags).await
+    }
+    async fn store_flags_unchanged_since(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: u64,
+    ) -> StoreResult<ConditionalStore> {
+        self.inner
+            .store_flags_unchanged_since(uids, op, flags, unchanged_since)
+            .await
+    }
+    async fn cached_fields(
+        &self,
+        uids: &[Uid],
+        field: CachedField,
+    ) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        self.counts.cached_fields.fetch_add(1, Ordering::SeqCst);
+        self.inner.cached_fields(uids, field).await
+    }
+    async fn cache_fields(
+        &self,
+        field: CachedField,
+        entries: Vec<(Uid, Vec<u8>)>,
+    ) -> StoreResult<()> {
+        self.counts.cache_fields.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache_fields(field, entries).await
+    }
+    async fn expunge(&mut self, uids: &[Uid]) -> StoreResult<Vec<Uid>> {
+        self.inner.expunge(uids).await
+    }
+    async fn copy_to(&self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        self.inner.copy_to(uids, dest).await
+    }
+    async fn move_to(&mut self, uids: &[Uid], dest: &FolderName) -> StoreResult<CopyOutcome> {
+        self.inner.move_to(uids, dest).await
+    }
+    async fn read_range(&self, uid: Uid, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
+        self.counts.read_message.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_range(uid, offset, len).await
+    }
+    fn watch(&self) -> ChangeWatcher {
+        self.inner.watch()
+    }
+}
+
+type Session = ImapSession<Counting, StaticAuthenticator>;
+
+fn setup() -> (MemoryStore, Arc<Counts>, Session) {
+    let inner = MemoryStore::new();
+    let counts = Arc::new(Counts::default());
+    let store = Counting {
+        inner: inner.clone(),
+        counts: Arc::clone(&counts),
+    };
+    (inner, counts, new_session(&store))
+}
+
+fn new_session(store: &Counting) -> Session {
+    let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
+    let conn = ConnectionInfo {
+        peer: "192.0.2.1:50000".parse().unwrap(),
+        session_id: 9,
+        tls: "TLSv1.3".into(),
+    };
+    ImapSession::new(
+        Arc::new(store.clone()),
+        auth,
+        Arc::new(ImapConfig::default()),
+        conn,
+    )
+}
+
+async fn send(session: &mut Session, input: &str) -> Vec<u8> {
+    session.enqueue_input(input.as_bytes());
+    let mut out = Vec::new();
+    loop {
+        match session.process(&mut out).await {
+            Next::Continue => continue,
+            _ => return out,
+        }
+    }
+}
+
+async fn selected(session: &mut Session) {
+    let out = send(session, "L LOGIN alice@example.org secret\r\n").await;
+    assert!(out.starts_with(b"L OK"));
+    let out = send(session, "S EXAMINE INBOX\r\n").await;
+    assert!(String::from_utf8_lossy(&out).contains("S OK"));
+}
+
+const MULTIPART: &[u8] = b"From: \"Bob\" <bob@example.org>\r\nTo: alice@example.org\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMessage-ID: <m1@example.org>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"fwd.eml\"\r\n\r\nFrom: carol@example.org\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\n";
+const PLAIN: &[u8] = b"From: dave@example.org\r\nSubject: plain\r\n\r\nJust text.\r\n";
+
+async fn folder(store: &MemoryStore) -> MemoryMailbox {
+    let account = store
+        .open_account(&AccountLocation {
+            login: USER.into(),
+            location: None,
+        })
+        .await
+        .unwrap();
+    account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap()
+}
+
+/// The same FETCH twice: the first reads and parses and fills the cache,
+/// the second reads nothing, and the bytes are identical.
+#[tokio::test]
+async fn second_fetch_is_served_from_the_cache_byte_identical() {
+    let (store, counts, mut s) = setup();
+    store
+        .deliver(USER, "INBOX", MULTIPART, Flags::new())
+        .unwrap();
+    store.deliver(USER, "INBOX", PLAIN, Flags::new()).unwrap();
+    selected(&mut s).await;
+    let command = "a UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE)\r\n";
+    counts.reset();
+    let first = send(&mut s, command).await;
+    assert_eq!(
+        counts.get(),
+        (2, 2, 2),
+        "read 2, look up 2 fields, keep 2 fields"
+    );
+    counts.reset();
+    let second = send(&mut s, command).await;
+    assert_eq!(counts.get(), (0, 2, 0), "served from the cache");
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        String::from_utf8_lossy(&second)
+    );
+    let text = String::from_utf8_lossy(&first);
+    assert!(
+        text.contains("ENVELOPE (NIL \"=?utf-8?q?caf=C3=A9?=\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("BODYSTRUCTURE ((\"text\" \"plain\""),
+        "{text}"
+    );
+    assert!(text.contains("\"message\" \"rfc822\""), "{text}");
+    // Another session sees the same cache.
+    let counted = Counting {
+        inner: store.clone(),
+        counts: Arc::clone(&counts),
+    };
+    let mut other = new_session(&counted);
+    selected(&mut other).await;
+    counts.reset();
+    assert_eq!(send(&mut other, command).await, first);
+    assert_eq!(counts.get().0, 0);
+    // ENVELOPE alone looks up one field; with a body section the message is
+    // read for it, the ENVELOPE still comes from the cache.
+    counts.reset();
+    send(&mut s, "b FETCH 1 ENVELOPE\r\n").await;
+    assert_eq!(counts.get(), (0, 1, 0));
+    counts.reset();
+    send(&mut s, "c FETCH 1 (ENVELOPE BODY.PEEK[HEADER])\r\n").await;
+    assert_eq!(counts.get(), (1, 1, 0));
+}
+
+/// A FETCH that reads the messages anyway (a body section with them) fills
+/// the cache for a later ENVELOPE / BODYSTRUCTURE-only FETCH, which then
+/// reads nothing; the answers match a fresh session's.
+#[tokio::test]
+async fn mixed_fetch_fills_the_cache() {
+    let (store, counts, mut s) = setup();
+    store
+        .deliver(USER, "INBOX", MULTIPART, Flags::new())
+        .unwrap();
+    store.deliver(USER, "INBOX", PLAIN, Flags::new()).unwrap();
+    selected(&mut s).await;
+    counts.reset();
+    let mixed = send(
+        &mut s,
+        "a UID FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n",
+    )
+    .await;
+    assert_eq!(counts.get(), (2, 2, 2));
+    assert!(String::from_utf8_lossy(&mixed).contains("BODY[HEADER.FIELDS (SUBJECT)] {"));
+    counts.reset();
+    let cached = send(&mut s, "b UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\n").await;
+    assert_eq!(counts.get(), (0, 2, 0));
+    let fresh_store = MemoryStore::new();
+    fresh_store
+        .deliver(USER, "INBOX", MULTIPART, Flags::new())
+        .unwrap();
+    fresh_store
+        .deliver(USER, "INBOX", PLAIN, Flags::new())
+        .unwrap();
+    let mut fresh = new_session(&Counting {
+        inner: fresh_store,
+        counts: Arc::new(Counts::default()),
+    });
+    selected(&mut fresh).await;
+    assert_eq!(
+        send(&mut fresh, "b UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\n").await,
+        cached
+    );
+}
+
+/// A damaged or foreign value is a miss: the answer is computed again
+/// (identical bytes) and the entry replaced.
+#[tokio::test]
+async fn garbled_cache_entries_are_ignored() {
+    let (store, counts, mut s) = setup();
+    store
+        .deliver(USER, "INBOX", MULTIPART, Flags::new())
+        .unwrap();
+    selected(&mut s).await;
+    let command = "a FETCH 1 (ENVELOPE BODYSTRUCTURE)\r\n";
+    let fresh = send(&mut s, command).await;
+    let mailbox = folder(&store).await;
+    let good = mailbox
+        .cached_fields(&[Uid(1)], CachedField::BodyStructure)
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    for garbage in [
+        b"(\"text\" \"plain\" NIL NIL NIL \"7BIT\" 5 1)".to_vec(),
+        Vec::new(),
+        vec![0xff; 40],
+        {
+            let mut v = good.clone();
+            let mid = v.len() / 2;
+            v[mid] ^= 1;
+            v
+        },
+    ] {
+        mailbox
+            .cache_fields(CachedField::BodyStructure, vec![(Uid(1), garbage.clone())])
+            .await
+            .unwrap();
+        mailbox
+            .cache_fields(CachedField::Envelope, vec![(Uid(1), garbage)])
+            .await
+            .unwrap();
+        counts.reset();
+        assert_eq!(send(&mut s, command).await, fresh);
+        assert_eq!(counts.get(), (1, 2, 2), "re-read, and the entries replaced");
+        counts.reset();
+        assert_eq!(send(&mut s, command).await, fresh);
+        assert_eq!(counts.get(), (0, 2, 0));
+    }
+    let repaired = mailbox
+        .cached_fields(&[Uid(1)], CachedField::BodyStructure)
+        .await
+        .unwrap()[0]
+        .clone();
+    assert_eq!(repaired, Some(good));
+}
+
+/// A whole mailbox: store calls per batch of 256 messages, not per message;
+/// the output still streams in budget-sized pieces.
+#[tokio::test]
+async fn whole_mailbox_fetch_batches_store_calls() {
+    let (store, counts, mut s) = setup();
+    let n = 2_000;
+    for i in 0..n {
+        let message = format!(
+            "From: user{i}@example.org\r\nSubject: message {i}\r\nContent-Type: text/plain\r\n\r\nbody {i}\r\n"
+        );
+        store
+            .deliver(USER, "INBOX", message.as_bytes(), Flags::new())
+            .unwrap();
+    }
+    selected(&mut s).await;
+    let command = "a UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\n";
+    counts.reset();
+    let first = send(&mut s, command).await;
+    let (reads, lookups, keeps) = counts.get();
+    assert_eq!(reads, n);
+    let batches = n.div_ceil(256);
+    // Budget boundaries may split a batch: at most one extra lookup each.
+    let pieces = first.len() / (1024 * 1024) + 1;
+    assert!(lookups <= 2 * (batches + pieces), "{lookups} lookups");
+    assert!(keeps <= 2 * (batches + pieces), "{keeps} keeps");
+    counts.reset();
+    s.enqueue_input(command.as_bytes());
+    let mut second = Vec::new();
+    let mut calls = 0;
+    loop {
+        let mut out = Vec::new();
+        let next = s.process(&mut out).await;
+        calls += 1;
+        assert!(
+            out.len() <= 1024 * 1024 + 64 * 1024,
+            "piece of {}",
+            out.len()
+        );
+        second.extend_from_slice(&out);
+        if next != Next::Continue {
+            break;
+        }
+    }
+    assert!(calls >= 2);
+    let (reads, lookups, keeps) = counts.get();
+    assert_eq!((reads, keeps), (0, 0));
+    assert!(lookups <= 2 * (batches + pieces), "{lookups} lookups");
+    assert_eq!(first, second);
+    assert_eq!(
+        String::from_utf8_lossy(&second)
+            .matches(" FETCH (UID ")
+            .count(),
+        n
+    );
+}
+
+/// A value over `MAX_CACHED_FIELD_LEN` is not handed to the store (it would
+/// not keep it): such a message is parsed every time, with the same answer.
+#[tokio::test]
+async fn oversized_values_are_not_cached() {
+    let (store, counts, mut s) = setup();
+    let mut message =
+        b"Subject: many parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+    let name = "n".repeat(60);
+    for i in 0..1_500 {
+        message.extend_from_slice(
+            format!("--b\r\nContent-Type: text/plain; name=\"{name}{i}\"\r\n\r\npart {i}\r\n")
+                .as_bytes(),
+        );
+    }
+    message.extend_from_slice(b"--b--\r\n");
+    store
+        .deliver(USER, "INBOX", &message, Flags::new())
+        .unwrap();
+    selected(&mut s).await;
+    let command = "a FETCH 1 (ENVELOPE BODYSTRUCTURE)\r\n";
+    counts.reset();
+    let first = send(&mut s, command).await;
+    assert!(
+        first.len() > mail_store::MAX_CACHED_FIELD_LEN,
+        "{} bytes",
+        first.len()
+    );
+    // Looked up both, kept only the (small) ENVELOPE.
+    assert_eq!(counts.get(), (1, 2, 1));
+    counts.reset();
+    let second = send(&mut s, command).await;
+    assert_eq!(counts.get(), (1, 2, 0));
+    assert_eq!(first, second);
+}
