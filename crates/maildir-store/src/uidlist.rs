@@ -209,6 +209,29 @@ impl UidList {
     }
 }
 
+/// Changes the `dovecot-uidlist` of the folder directory `dir` under the
+/// folder lock (waiting up to `timeout`): reads and parses it, lets `edit`
+/// change it, and writes it back atomically if `edit` returns true. Returns
+/// `None` if the folder has no list yet, else whether it was written. Used by
+/// `coffre migrate` to add POP3 UIDLs (`P` fields) while a server may be
+/// running.
+pub fn update(
+    dir: &std::path::Path,
+    timeout: std::time::Duration,
+    edit: impl FnOnce(&mut UidList) -> bool,
+) -> Result<Option<bool>, StoreError> {
+    let _lock = crate::folder::lock_folder(dir, timeout)?;
+    let Some(text) = crate::layout::read_optional(&dir.join(FILE_NAME))? else {
+        return Ok(None);
+    };
+    let mut list = UidList::parse(&text)?;
+    if !edit(&mut list) {
+        return Ok(Some(false));
+    }
+    crate::layout::write_atomic(dir, FILE_NAME, list.serialize().as_bytes())?;
+    Ok(Some(true))
+}
+
 fn parse_v3_entry(line: &str) -> Result<UidEntry, StoreError> {
     let (uid, mut rest) = line
         .split_once(' ')

@@ -57,6 +57,29 @@ pub enum MigrateCommand {
     Maildir(MigrateMaildirArgs),
     /// Import an mbox file into a folder, with flags from Status:/X-Status:.
     Mbox(MigrateMboxArgs),
+    /// Import POP3 UIDLs from a list of `<uid> <uidl>` lines into a folder.
+    Uidls(MigrateUidlsArgs),
+    /// Compare the old server with Coffre over the network: folders,
+    /// UIDVALIDITY, UIDs, flags and (with --pop3) POP3 UIDLs.
+    Verify(crate::migrate::verify::VerifyArgs),
+}
+
+/// `migrate uidls` options.
+#[derive(Debug, Args)]
+pub struct MigrateUidlsArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The account.
+    #[arg(long)]
+    pub user: String,
+    /// The folder whose messages the UIDs are of.
+    #[arg(long, default_value = "INBOX")]
+    pub folder: String,
+    /// Check and report without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The list: one `<uid> <uidl>` per line (blank lines and `#` comments ignored).
+    pub file: PathBuf,
 }
 
 /// Which server's Maildir bookkeeping to take over.
@@ -77,6 +100,10 @@ pub struct MigrateMaildirArgs {
     /// Check and report without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Use a message's `X-UIDL:` header as its POP3 UIDL when none is kept
+    /// (only if the old server showed it: stale headers exist).
+    #[arg(long)]
+    pub x_uidl: bool,
     /// The tree of Maildirs (`ROOT/domain/user`, `ROOT/user`, or one Maildir).
     pub root: PathBuf,
 }
@@ -125,10 +152,16 @@ pub async fn run_migrate(cmd: MigrateCommand) -> anyhow::Result<()> {
                     indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} folders {msg}")
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                let r = crate::migrate::maildir::migrate_maildir(&m.root, source, m.dry_run, |p| {
-                    bar.set_length(p.total as u64);
-                    bar.set_position(p.done as u64);
-                });
+                let r = crate::migrate::maildir::migrate_maildir(
+                    &m.root,
+                    source,
+                    m.dry_run,
+                    m.x_uidl,
+                    |p| {
+                        bar.set_length(p.total as u64);
+                        bar.set_position(p.done as u64);
+                    },
+                );
                 bar.finish_and_clear();
                 r
             })
@@ -159,6 +192,39 @@ pub async fn run_migrate(cmd: MigrateCommand) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        MigrateCommand::Uidls(u) => {
+            let cfg = Config::load(&u.config.config)?;
+            let db = open_accounts(&u.config.config).await?;
+            let Some(user) = db.get_user(&u.user).await? else {
+                bail!("no account {}", u.user);
+            };
+            let store = maildir_store::MaildirStore::new(
+                cfg.storage.mail_root.clone(),
+                cfg.storage.location_template.clone(),
+            );
+            let root = store
+                .account_root(&mail_store::AccountLocation {
+                    login: user.login.clone(),
+                    location: user.mail_location.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("mail location of {}: {e}", user.login))?;
+            let folder = mail_store::FolderName::new(&u.folder)
+                .map_err(|e| anyhow::anyhow!("--folder: {e}"))?;
+            let dir = maildir_store::layout::folder_dir(&root, &folder);
+            let text = std::fs::read_to_string(&u.file)
+                .with_context(|| format!("reading {}", u.file.display()))?;
+            let dry_run = u.dry_run;
+            let report = tokio::task::spawn_blocking(move || {
+                crate::migrate::uidl::import_uidls(&dir, &text, dry_run)
+            })
+            .await??;
+            print!("{report}");
+            if !report.ok() {
+                bail!("{} line(s) refused", report.refused.len());
+            }
+            Ok(())
+        }
+        MigrateCommand::Verify(v) => crate::migrate::verify::run(v).await,
         MigrateCommand::Accounts(a) => {
             let db = open_accounts(&a.config.config).await?;
             let report = crate::import_accounts::import(&db, &a.file, a.from, a.dry_run).await?;
@@ -201,17 +267,18 @@ pub fn run_legacy_report(args: &LegacyReportArgs) -> anyhow::Result<()> {
     }
     println!("Addresses still using the plaintext ports since {since} (most recent first):");
     println!(
-        "{:<40} {:<10} {:>6}  {:<20}  {:<20}",
+        "{:<40} {:<10} {:>6}  {:<20}  {:<20}  client said (first line, no credentials)",
         "address", "protocols", "hits", "first", "last"
     );
     for u in list {
         println!(
-            "{:<40} {:<10} {:>6}  {:<20}  {:<20}",
+            "{:<40} {:<10} {:>6}  {:<20}  {:<20}  {}",
             u.address,
             u.protocols.join(","),
             u.hits,
             u.first,
-            u.last
+            u.last,
+            u.client_said.as_deref().unwrap_or("-")
         );
     }
     Ok(())

@@ -313,8 +313,35 @@ pub struct NoticeSettings {
     pub refuse_after: Option<crate::legacy::Date>,
 }
 
-/// A refuse-only plaintext listener: on connect it writes one line, then
-/// closes without reading anything, so no credential is ever read in clear.
+/// How long a notice connection waits for the client's first line after the
+/// notice (clients that pipeline, or that ignore the greeting, send their
+/// first command within this).
+pub const NOTICE_READ_WINDOW: Duration = Duration::from_millis(1500);
+
+/// Reads what the client sends within [`NOTICE_READ_WINDOW`], up to
+/// [`crate::legacy::MAX_FIRST_LINE`] bytes or the first line end, whichever
+/// comes first. Never answers it.
+async fn read_first_line(socket: &mut TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + NOTICE_READ_WINDOW;
+    let mut buf = vec![0u8; crate::legacy::MAX_FIRST_LINE];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].contains(&b'\n') {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf[len..])).await {
+            Ok(Ok(n)) if n > 0 => len += n,
+            _ => break,
+        }
+    }
+    buf.truncate(len);
+    buf
+}
+
+/// A refuse-only plaintext listener: on connect it writes one line and ends
+/// its side of the connection; it then reads at most one short first line
+/// (bounded in bytes and time), which is reduced to its command verb by
+/// [`crate::legacy::client_line`] before it is logged or recorded — the
+/// arguments of `LOGIN`, `USER`, `PASS`, `AUTH`… are never kept. Nothing is
+/// ever answered.
 pub async fn serve_notice(
     listener: TcpListener,
     settings: NoticeSettings,
@@ -358,22 +385,35 @@ pub async fn serve_notice(
             info!(%peer, protocol = name, hits, "legacy plaintext connection refused with notice");
         }
         let hit_log = settings.hit_log.clone();
+        let cancelled = shutdown.clone();
         tracker.spawn(async move {
-            if let Some(log) = hit_log {
-                let ip = peer.ip();
-                let written = tokio::task::spawn_blocking(move || log.record(name, ip)).await;
-                if let Ok(Err(e)) = written {
-                    warn!(error = %e, "cannot record the legacy hit");
-                }
-            }
+            let mut client_said = None;
             if !cut_off {
                 let _ = tokio::time::timeout(Duration::from_secs(5), async {
                     socket.write_all(notice_line(protocol)).await?;
                     socket.shutdown().await
                 })
                 .await;
+                let first = tokio::select! {
+                    _ = cancelled.cancelled() => Vec::new(),
+                    b = read_first_line(&mut socket) => b,
+                };
+                client_said = crate::legacy::client_line(&first);
+                if let Some(said) = &client_said {
+                    info!(%peer, protocol = name, client_said = %said, "legacy plaintext client's first line");
+                }
             }
             drop(socket);
+            if let Some(log) = hit_log {
+                let ip = peer.ip();
+                let written = tokio::task::spawn_blocking(move || {
+                    log.record(name, ip, client_said.as_deref())
+                })
+                .await;
+                if let Ok(Err(e)) = written {
+                    warn!(error = %e, "cannot record the legacy hit");
+                }
+            }
             drop(permit);
         });
     }

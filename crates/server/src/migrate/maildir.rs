@@ -87,6 +87,10 @@ pub struct Report {
     pub pop3_uidls: usize,
     /// Accounts whose subscriptions were taken over.
     pub subscriptions: usize,
+    /// Whether `X-UIDL:` headers were looked at (`--x-uidl`).
+    pub x_uidl: bool,
+    /// Messages whose `X-UIDL:` header became their kept POP3 UIDL.
+    pub x_uidls: usize,
     /// What could not be mapped.
     pub unmapped: Vec<Unmapped>,
 }
@@ -103,6 +107,9 @@ impl fmt::Display for Report {
         writeln!(f, "messages:         {}", self.messages)?;
         writeln!(f, "POP3 UIDLs kept:  {}", self.pop3_uidls)?;
         writeln!(f, "subscriptions:    {}", self.subscriptions)?;
+        if self.x_uidl {
+            writeln!(f, "X-UIDL taken:     {}", self.x_uidls)?;
+        }
         writeln!(f, "not mapped:       {}", self.unmapped.len())?;
         for u in &self.unmapped {
             writeln!(f, "  {}: {}", u.path.display(), u.reason)?;
@@ -301,17 +308,40 @@ fn take_over_subscriptions(root: &Path, dry_run: bool, report: &mut Report) {
     }
 }
 
+fn take_x_uidls(dir: &Path, dry_run: bool, report: &mut Report) {
+    match super::uidl::apply_x_uidls(dir, dry_run) {
+        Ok(out) => {
+            report.x_uidls += out.taken;
+            report.pop3_uidls += out.taken;
+            for reason in out.problems {
+                report.unmapped.push(Unmapped {
+                    path: dir.to_path_buf(),
+                    reason,
+                });
+            }
+        }
+        Err(e) => report.unmapped.push(Unmapped {
+            path: dir.to_path_buf(),
+            reason: format!("X-UIDL headers not taken: {e}"),
+        }),
+    }
+}
+
 /// Walks `root` and checks (Dovecot) or takes over (Courier) every account's
 /// folders; see the module documentation. Per-folder problems go into the
-/// report; only an unreadable `root` is an error.
+/// report; only an unreadable `root` is an error. With `x_uidl`, a message
+/// without a kept UIDL gets its `X-UIDL:` header's value as its UIDL
+/// ([`super::uidl::apply_x_uidls`]; in a dry run, counted only).
 pub fn migrate_maildir(
     root: &Path,
     from: Source,
     dry_run: bool,
+    x_uidl: bool,
     mut progress: impl FnMut(Progress),
 ) -> anyhow::Result<Report> {
     let mut report = Report {
         dry_run,
+        x_uidl,
         ..Report::default()
     };
     let mut accounts = Vec::new();
@@ -337,6 +367,9 @@ pub fn migrate_maildir(
         match from {
             Source::Dovecot => check_dovecot(folder, &mut report),
             Source::Courier => take_over_courier(folder, account, dry_run, &mut report),
+        }
+        if x_uidl && folder.join(uidlist::FILE_NAME).exists() {
+            take_x_uidls(folder, dry_run, &mut report);
         }
         progress(Progress {
             done: done + 1,
@@ -406,7 +439,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         courier_tree(dir.path());
         let mut seen = Vec::new();
-        let dry = migrate_maildir(dir.path(), Source::Courier, true, |p| seen.push(p)).unwrap();
+        let dry =
+            migrate_maildir(dir.path(), Source::Courier, true, false, |p| seen.push(p)).unwrap();
         assert_eq!((dry.users, dry.folders, dry.taken_over), (2, 3, 3));
         assert_eq!((dry.messages, dry.pop3_uidls, dry.subscriptions), (4, 1, 1));
         assert_eq!(dry.unmapped.len(), 1, "{dry}");
@@ -418,7 +452,7 @@ mod tests {
         assert!(!alice.join("subscriptions").exists());
         assert!(dry.to_string().starts_with("dry run"));
 
-        let real = migrate_maildir(dir.path(), Source::Courier, false, |_| {}).unwrap();
+        let real = migrate_maildir(dir.path(), Source::Courier, false, false, |_| {}).unwrap();
         assert_eq!((real.taken_over, real.messages, real.pop3_uidls), (3, 4, 1));
         let list = fs::read_to_string(alice.join("dovecot-uidlist")).unwrap();
         assert!(list.starts_with("3 V1100000000 N9 G"), "{list}");
@@ -434,7 +468,7 @@ mod tests {
             "one"
         );
 
-        let again = migrate_maildir(dir.path(), Source::Courier, false, |_| {}).unwrap();
+        let again = migrate_maildir(dir.path(), Source::Courier, false, false, |_| {}).unwrap();
         assert_eq!((again.taken_over, again.already_done), (0, 3));
         assert_eq!(
             (again.messages, again.pop3_uidls, again.subscriptions),
@@ -461,7 +495,7 @@ mod tests {
         put(&alice.join("new/f.M3.host"), "new");
         put(&alice.join(".Bad/dovecot-uidlist"), "3 V0 N1\n");
         put(&alice.join(".Bad/cur/g.M1.host:2,"), "bad");
-        let report = migrate_maildir(dir.path(), Source::Dovecot, false, |_| {}).unwrap();
+        let report = migrate_maildir(dir.path(), Source::Dovecot, false, false, |_| {}).unwrap();
         assert_eq!(
             (report.users, report.folders, report.already_done),
             (1, 2, 1)
@@ -485,6 +519,42 @@ mod tests {
     }
 
     #[test]
+    fn x_uidl_headers_only_with_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = dir.path().join("alice");
+        maildir(&alice);
+        let list = "3 V9 N3 Gab\n1 :a.M1.host\n2 P0002 :b.M2.host\n";
+        put(&alice.join("dovecot-uidlist"), list);
+        put(
+            &alice.join("cur/a.M1.host:2,S"),
+            "X-UIDL: 4d1c6b0f\r\n\r\nhi",
+        );
+        put(&alice.join("cur/b.M2.host:2,"), "X-UIDL: stale\r\n\r\nhi");
+        let without = migrate_maildir(dir.path(), Source::Dovecot, false, false, |_| {}).unwrap();
+        assert_eq!((without.pop3_uidls, without.x_uidls), (1, 0));
+        assert!(!without.to_string().contains("X-UIDL"));
+        assert_eq!(
+            fs::read_to_string(alice.join("dovecot-uidlist")).unwrap(),
+            list
+        );
+        let dry = migrate_maildir(dir.path(), Source::Dovecot, true, true, |_| {}).unwrap();
+        assert_eq!((dry.pop3_uidls, dry.x_uidls), (2, 1));
+        assert_eq!(
+            fs::read_to_string(alice.join("dovecot-uidlist")).unwrap(),
+            list
+        );
+        let real = migrate_maildir(dir.path(), Source::Dovecot, false, true, |_| {}).unwrap();
+        assert_eq!(real.x_uidls, 1);
+        assert!(real.to_string().contains("X-UIDL taken:     1"), "{real}");
+        assert_eq!(
+            fs::read_to_string(alice.join("dovecot-uidlist")).unwrap(),
+            "3 V9 N3 Gab\n1 P4d1c6b0f :a.M1.host\n2 P0002 :b.M2.host\n"
+        );
+        let again = migrate_maildir(dir.path(), Source::Dovecot, false, true, |_| {}).unwrap();
+        assert_eq!((again.pop3_uidls, again.x_uidls), (2, 0));
+    }
+
+    #[test]
     fn a_single_account_root_and_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         let alice = dir.path().join("alice");
@@ -493,11 +563,20 @@ mod tests {
         put(&alice.join("cur/a.M1.old:2,"), "x");
         std::os::unix::fs::symlink(&alice, dir.path().join("link")).unwrap();
         // ROOT is one account itself.
-        let one = migrate_maildir(&alice, Source::Courier, true, |_| {}).unwrap();
+        let one = migrate_maildir(&alice, Source::Courier, true, false, |_| {}).unwrap();
         assert_eq!((one.users, one.folders, one.messages), (1, 1, 1));
         // The symlinked account is not walked twice.
-        let all = migrate_maildir(dir.path(), Source::Courier, true, |_| {}).unwrap();
+        let all = migrate_maildir(dir.path(), Source::Courier, true, false, |_| {}).unwrap();
         assert_eq!(all.users, 1);
-        assert!(migrate_maildir(&dir.path().join("nope"), Source::Courier, true, |_| {}).is_err());
+        assert!(
+            migrate_maildir(
+                &dir.path().join("nope"),
+                Source::Courier,
+                true,
+                false,
+                |_| {}
+            )
+            .is_err()
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! (issue 8). [`maildir`] checks or takes over Dovecot and Courier Maildirs
 //! in bulk ahead of the switch, so the first login after it finds UIDs,
 //! keywords, subscriptions and POP3 UIDLs already in Coffre's format.
-//! [`mbox`] imports an mbox file into a folder.
+//! [`mbox`] imports an mbox file into a folder. [`uidl`] keeps POP3 UIDLs
+//! from `X-UIDL:` headers or an imported list, and [`verify`] compares the
+//! old server with Coffre over the network.
 //!
 //! POP3 UIDLs: a message's `P<uidl>` field in `dovecot-uidlist` (kept from
 //! Dovecot, or written from Courier's `courierpop3dsizelist`) is reported as
@@ -16,3 +18,5 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod uidl;
+pub mod verify;
