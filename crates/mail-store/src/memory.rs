@@ -857,7 +857,9 @@ fn diff(old: &[MessageMeta], new: &[MessageMeta]) -> Vec<MailboxChange> {
     while i < old.len() || j < new.len() {
         match (old.get(i), new.get(j)) {
             (Some(a), Some(b)) if a.uid == b.uid => {
-                if a.flags != b.flags {
+                // A new mod-sequence alone is a change too (flags changed
+                // and changed back by another session).
+                if a.flags != b.flags || a.modseq != b.modseq {
                     flags.push(MailboxChange::FlagsChanged(b.uid, b.flags.clone()));
                 }
                 i += 1;
@@ -978,7 +980,7 @@ impl Mailbox for MemoryMailbox {
         let mut state = lock(&self.shared);
         let folder = state.folder_mut(&self.login, &self.name)?;
         for (uid, value) in entries {
-            if folder.messages.contains_key(&uid) {
+            if folder.messages.contains_key(&uid) && value.len() <= crate::MAX_CACHED_FIELD_LEN {
                 folder.cache.insert((uid, field), value);
             }
         }

@@ -268,6 +268,10 @@ pub struct ConditionalStore {
     pub modified: Vec<Uid>,
 }
 
+/// Longest value a backend keeps for one message and [`CachedField`]
+/// ([`crate::Mailbox::cache_fields`]); longer values are silently not kept.
+pub const MAX_CACHED_FIELD_LEN: usize = 64 * 1024;
+
 /// Per-message values a session derives from a message's bytes and asks the
 /// store to keep (on disk where the backend can), so that FETCH of ENVELOPE
 /// or BODYSTRUCTURE need not read and parse the message again.

@@ -319,7 +319,7 @@ fn rename_inbox(root: &Path, to: &FolderName, timeout: Duration) -> StoreResult<
     layout::create_folder(root, to)?;
     let dest = layout::folder_dir(root, to);
     let _locks = folder::lock_two(root, &dest, timeout)?;
-    let synced = folder::sync_locked(root, root, false, timeout, None)?;
+    let synced = folder::sync_locked(root, root, false, timeout)?;
     // The keyword letters keep their meaning in the new folder.
     if let Some(keywords) = read_optional(&root.join(flags::KEYWORDS_FILE))? {
         write_atomic(&dest, flags::KEYWORDS_FILE, keywords.as_bytes())?;
@@ -362,7 +362,7 @@ fn rename_inbox(root: &Path, to: &FolderName, timeout: Duration) -> StoreResult<
 /// known files, no message read) and claims no `\Recent`.
 pub fn status(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<MailboxStatus> {
     let _lock = folder::lock_folder(dir, timeout)?;
-    let synced = folder::sync_locked(dir, root, false, timeout, None)?;
+    let synced = folder::sync_locked(dir, root, false, timeout)?;
     let count = |f: &dyn Fn(&folder::SyncedMessage) -> bool| {
         u32::try_from(synced.messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
     };
@@ -372,8 +372,7 @@ pub fn status(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<Mailbox
         messages: count(&|_| true),
         unseen: count(&|m| !m.flags.contains(&Flag::Seen)),
         recent: count(&|m| m.uid.0 >= synced.first_recent),
-        // INTERIM: mod-sequences are not persisted yet.
-        highest_modseq: 1,
+        highest_modseq: synced.highest_modseq,
     })
 }
 

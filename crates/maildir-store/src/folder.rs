@@ -20,10 +20,11 @@
 //! not yet claimed by a read-write session, kept in `coffre-recent`.
 //!
 //! Cost: a sync reads the directory names (`readdir` gives the file type,
-//! so no `stat`), the UID list and the keyword table; it `stat`s only files
-//! it has not seen before (for their mtime, the internal date, and their size
-//! when the name has no `,S=`) — a [`MetaCache`] per open mailbox remembers
-//! the rest, since neither changes when flags rename a file. A mailbox skips
+//! so no `stat`), the UID list, the keyword table and what was appended to
+//! `coffre-index` since this process last looked ([`crate::index`]); it
+//! `stat`s only files the index does not know yet (for their mtime, the
+//! internal date, and their size when the name has no `,S=`), since neither
+//! changes when flags rename a file. A mailbox skips
 //! the sync altogether when the [`Stamp`] of `cur/`, `new/`, the UID list and
 //! the keyword table is unchanged since its last one. APPEND, COPY and MOVE
 //! add their records to the end of the UID list without re-scanning `cur/`.
@@ -38,8 +39,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mail_store::{FlagOp, Flags, StoreError, StoreErrorKind, StoreResult, Uid, UidValidity};
 
+use crate::cache;
 use crate::delivery::{self, TmpMessage};
 use crate::flags::{self, KEYWORDS_FILE, Keywords};
+use crate::index::{self, IndexEntry};
 use crate::layout::{read_optional, write_atomic};
 use crate::uidlist::{self, UidEntry, UidList};
 
@@ -150,10 +153,6 @@ pub struct FileMeta {
     /// Size in octets.
     pub len: u64,
 }
-
-/// Base name → [`FileMeta`] of the files a mailbox has seen, so a re-sync
-/// does not `stat` them again.
-pub type MetaCache = HashMap<String, FileMeta>;
 
 /// `cur/` by base name → current file name, from `readdir` alone. Dot files,
 /// non-files (symlinks included) and non-UTF-8 names are skipped.
@@ -303,6 +302,8 @@ pub struct SyncedMessage {
     pub internal_date: i64,
     /// A POP3 UIDL recorded in the UID list.
     pub pop3_uidl: Option<String>,
+    /// Its mod-sequence, from `coffre-index`.
+    pub modseq: u64,
 }
 
 /// The folder as one sync found it.
@@ -317,6 +318,8 @@ pub struct Synced {
     /// The first UID still `\Recent` before this sync (a read-write sync
     /// claims `first_recent..uid_next` for its session).
     pub first_recent: u32,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: u64,
 }
 
 /// Reads the UID list, creating a new one (with a fresh UIDVALIDITY) if the
@@ -349,16 +352,19 @@ pub fn load_keywords(dir: &Path) -> StoreResult<Keywords> {
         .unwrap_or_default())
 }
 
-/// Synchronises the folder with its UID list. The caller holds the lock.
-/// `cache` supplies (and learns) the mtime and size of files seen before;
-/// with `None` no known file is `stat`ed and the messages' `internal_date`
-/// is 0 and `size` comes from `,S=` alone (enough for STATUS).
+/// Synchronises the folder with its UID list and its index
+/// (`coffre-index`). The caller holds the lock.
+///
+/// Internal date and size of known messages come from the index, so only
+/// files the index does not know yet are `stat`ed. A message whose name
+/// differs from the one the index recorded had its flags changed by someone
+/// else: it gets a new mod-sequence now; so does every new message, and each
+/// message that left the folder raises HIGHESTMODSEQ.
 pub fn sync_locked(
     dir: &Path,
     root: &Path,
     claim_recent: bool,
     timeout: Duration,
-    mut cache: Option<&mut MetaCache>,
 ) -> StoreResult<Synced> {
     if !dir.join(uidlist::FILE_NAME).exists() {
         crate::courier::take_over_locked(dir, root, timeout, false)?;
@@ -387,9 +393,14 @@ pub fn sync_locked(
             .iter()
             .filter(|(base, _)| !known.contains(base.as_str()))
             .map(|(base, filename)| {
-                let meta = stat_cur(&cur, filename).unwrap_or(FileMeta { mtime: 0, len: 0 });
-                fresh_meta.insert(base.as_str(), meta);
-                (filename.as_str(), meta)
+                let meta = stat_cur(&cur, filename);
+                if let Some(meta) = meta {
+                    fresh_meta.insert(base.as_str(), meta);
+                }
+                (
+                    filename.as_str(),
+                    meta.unwrap_or(FileMeta { mtime: 0, len: 0 }),
+                )
             })
             .collect()
     };
@@ -429,53 +440,110 @@ pub fn sync_locked(
     }
 
     let keywords = load_keywords(dir)?;
+    let shared = index::shared(dir);
+    let mut idx = index::lock(&shared);
+    idx.refresh(dir);
+    idx.ensure_validity(list.uid_validity);
+    let mut gone: Vec<Uid> = idx
+        .uids()
+        .filter(|uid| list.entries.binary_search_by_key(uid, |e| e.uid).is_err())
+        .collect();
+    gone.sort_unstable();
+    for uid in &gone {
+        idx.remove(*uid);
+    }
     let mut messages = Vec::with_capacity(list.entries.len());
     for entry in &list.entries {
         let Some(filename) = files.get(entry.base()) else {
             continue;
         };
         let parsed = flags::parse_name(filename, &keywords);
-        let meta = match cache.as_deref_mut() {
-            None => fresh_meta.get(entry.base()).copied().unwrap_or(FileMeta {
-                mtime: 0,
-                len: flags::size_from_name(parsed.base).unwrap_or(0),
-            }),
-            Some(cache) => match cache.get(entry.base()) {
-                Some(meta) => *meta,
-                None => {
-                    let meta = fresh_meta
-                        .get(entry.base())
-                        .copied()
-                        .or_else(|| stat_cur(&cur, filename))
-                        .or_else(|| {
-                            // Renamed by another program since our readdir.
-                            let now = find_by_base(dir, entry.base()).ok()??;
-                            stat_cur(&cur, &now)
-                        })
-                        .unwrap_or(FileMeta { mtime: 0, len: 0 });
-                    cache.insert(entry.base().to_string(), meta);
-                    meta
+        let known = idx
+            .get(entry.uid)
+            .filter(|e| uidlist::base_name(&e.name) == entry.base())
+            .cloned();
+        let (modseq, mtime, size) = match known {
+            Some(e) if e.name == *filename => (e.modseq, e.mtime, e.size),
+            Some(e) => {
+                // Renamed by someone else: its flags changed.
+                let modseq = idx.next_modseq();
+                idx.put(
+                    entry.uid,
+                    IndexEntry {
+                        modseq,
+                        name: filename.clone(),
+                        ..e.clone()
+                    },
+                );
+                (modseq, e.mtime, e.size)
+            }
+            None => {
+                let meta = fresh_meta
+                    .get(entry.base())
+                    .copied()
+                    .or_else(|| stat_cur(&cur, filename))
+                    .or_else(|| {
+                        // Renamed by another program since our readdir.
+                        let now = find_by_base(dir, entry.base()).ok()??;
+                        stat_cur(&cur, &now)
+                    });
+                match meta {
+                    Some(meta) => {
+                        let size = flags::size_from_name(parsed.base).unwrap_or(meta.len);
+                        let modseq = idx.next_modseq();
+                        idx.put(
+                            entry.uid,
+                            IndexEntry {
+                                modseq,
+                                mtime: meta.mtime,
+                                size,
+                                name: filename.clone(),
+                            },
+                        );
+                        (modseq, meta.mtime, size)
+                    }
+                    // Gone or unreadable right now: not recorded, so the
+                    // next sync looks again.
+                    None => (
+                        idx.highest(),
+                        0,
+                        flags::size_from_name(parsed.base).unwrap_or(0),
+                    ),
                 }
-            },
+            }
         };
         messages.push(SyncedMessage {
             uid: entry.uid,
             filename: filename.clone(),
             flags: parsed.flags,
-            size: flags::size_from_name(parsed.base).unwrap_or(meta.len),
-            internal_date: meta.mtime,
+            size,
+            internal_date: mtime,
             pop3_uidl: entry.pop3_uidl().map(str::to_string),
+            modseq,
         });
     }
-    if let Some(cache) = cache {
-        cache.retain(|base, _| files.contains_key(base));
+    idx.commit(dir);
+    let highest_modseq = idx.highest();
+    drop(idx);
+    if !gone.is_empty() {
+        drop_cached(dir, &gone);
     }
     Ok(Synced {
         uid_validity: list.uid_validity,
         uid_next: list.next_uid,
         messages,
         first_recent,
+        highest_modseq,
     })
+}
+
+/// Drops cached values of messages that left the folder (a failure only
+/// leaves unreachable entries: UIDs are never reused).
+fn drop_cached(dir: &Path, uids: &[Uid]) {
+    let shared = cache::shared(dir);
+    if let Err(e) = index::lock(&shared).drop_uids(dir, uids) {
+        tracing::debug!(dir = %dir.display(), error = %e, "cache entries not dropped");
+    }
 }
 
 /// A message a session knows: its UID and the name it last saw.
@@ -504,15 +572,33 @@ pub fn current_name(
     Ok(rescan.as_ref().and_then(|m| m.get(base)).cloned())
 }
 
-/// Changes flags by renaming files; returns each surviving message's new
-/// name and flags. New keywords are bound in the keyword table (written
-/// before any file uses their letters). The caller holds the lock.
+/// What a STORE did under the lock.
+#[derive(Debug, Default)]
+pub struct StoreOutcome {
+    /// Each message whose flags were set: UID, file name, flags, mod-sequence.
+    pub stored: Vec<(Uid, String, Flags, u64)>,
+    /// Messages left alone because their mod-sequence was above
+    /// `unchanged_since`, ascending.
+    pub modified: Vec<Uid>,
+    /// HIGHESTMODSEQ afterwards.
+    pub highest_modseq: u64,
+}
+
+/// Changes flags by renaming files, giving each changed message a new
+/// mod-sequence in the index; with `unchanged_since`, messages whose
+/// mod-sequence is above it are left alone (decided and applied here, under
+/// the folder lock the caller holds, so atomically against every other
+/// session and Coffre process). A flag change by someone else that no sync
+/// has recorded yet is recorded first (new mod-sequence), so it counts as a
+/// modification. New keywords are bound in the keyword table (written
+/// before any file uses their letters).
 pub fn store_flags_locked(
     dir: &Path,
     targets: &[KnownFile],
     op: FlagOp,
     change: &Flags,
-) -> StoreResult<Vec<(Uid, String, Flags)>> {
+    unchanged_since: Option<u64>,
+) -> StoreResult<StoreOutcome> {
     let mut keywords = load_keywords(dir)?;
     if op != FlagOp::Remove {
         let mut grown = false;
@@ -525,34 +611,99 @@ pub fn store_flags_locked(
             write_atomic(dir, KEYWORDS_FILE, keywords.serialize().as_bytes())?;
         }
     }
+    let shared = index::shared(dir);
+    let mut idx = index::lock(&shared);
+    idx.refresh(dir);
+    if idx.uid_validity().is_none()
+        && let Some(text) = read_optional(&dir.join(uidlist::FILE_NAME))?
+    {
+        idx.ensure_validity(UidList::parse(&text)?.uid_validity);
+    }
     let cur = dir.join("cur");
     let mut rescan = None;
-    let mut results = Vec::with_capacity(targets.len());
+    let mut outcome = StoreOutcome::default();
     for known in targets {
         // Two tries: the file may be renamed by another program in between.
         for _ in 0..2 {
             let Some(name) = current_name(dir, known, &mut rescan)? else {
                 break;
             };
+            let base = uidlist::base_name(&name);
+            let recorded = idx
+                .get(known.uid)
+                .filter(|e| uidlist::base_name(&e.name) == base)
+                .cloned();
+            let entry = match recorded {
+                Some(e) if e.name == name => e,
+                other => {
+                    // Unknown to the index, or renamed by someone else
+                    // since it was recorded: a change of its own.
+                    let (mtime, size) = match other {
+                        Some(e) => (e.mtime, e.size),
+                        None => match stat_cur(&cur, &name) {
+                            Some(meta) => {
+                                (meta.mtime, flags::size_from_name(base).unwrap_or(meta.len))
+                            }
+                            None => {
+                                rescan = None;
+                                continue;
+                            }
+                        },
+                    };
+                    let entry = IndexEntry {
+                        modseq: idx.next_modseq(),
+                        mtime,
+                        size,
+                        name: name.clone(),
+                    };
+                    idx.put(known.uid, entry.clone());
+                    entry
+                }
+            };
+            if unchanged_since.is_some_and(|limit| entry.modseq > limit) {
+                outcome.modified.push(known.uid);
+                break;
+            }
             let parsed = flags::parse_name(&name, &keywords);
             let new_flags = apply(&parsed.flags, op, change);
             let new_name = flags::build_name(parsed.base, &new_flags, &parsed.other, &keywords)?;
             if new_name == name {
-                results.push((known.uid, name, new_flags));
+                outcome
+                    .stored
+                    .push((known.uid, name, new_flags, entry.modseq));
                 break;
             }
             match fs::rename(cur.join(&name), cur.join(&new_name)) {
                 Ok(()) => {
-                    results.push((known.uid, new_name, new_flags));
+                    let modseq = idx.next_modseq();
+                    idx.put(
+                        known.uid,
+                        IndexEntry {
+                            modseq,
+                            name: new_name.clone(),
+                            ..entry
+                        },
+                    );
+                    outcome
+                        .stored
+                        .push((known.uid, new_name, new_flags, modseq));
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => rescan = None,
-                Err(e) => return Err(StoreError::io(format_args!("renaming cur/{name}"), &e)),
+                Err(e) => {
+                    idx.commit(dir);
+                    return Err(StoreError::io(format_args!("renaming cur/{name}"), &e));
+                }
             }
         }
     }
+    idx.commit(dir);
+    outcome.highest_modseq = idx.highest();
+    drop(idx);
+    outcome.modified.sort_unstable();
+    outcome.modified.dedup();
     crate::watch::notify(dir);
-    Ok(results)
+    Ok(outcome)
 }
 
 /// Applies a STORE operation to a flag set.
@@ -605,6 +756,18 @@ pub fn forget_uids_locked(
     let (mut list, _) = load_uidlist(dir, root, timeout)?;
     list.entries.retain(|e| uids.binary_search(&e.uid).is_err());
     write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
+    {
+        // Each message that left raises HIGHESTMODSEQ (RFC 7162: an
+        // expunge is a change a CONDSTORE client must be able to notice).
+        let shared = index::shared(dir);
+        let mut idx = index::lock(&shared);
+        idx.refresh(dir);
+        for uid in uids {
+            idx.remove(*uid);
+        }
+        idx.commit(dir);
+    }
+    drop_cached(dir, uids);
     crate::watch::notify(dir);
     Ok(())
 }
@@ -631,7 +794,7 @@ pub fn keywords_for(dir: &Path, message_flags: &Flags) -> StoreResult<Keywords> 
 /// are placed, or a sync would number them too. The caller holds the lock.
 pub fn prepare_locked(dir: &Path, root: &Path, timeout: Duration) -> StoreResult<()> {
     if new_has_mail(dir) || !dir.join(uidlist::FILE_NAME).exists() {
-        sync_locked(dir, root, false, timeout, None)?;
+        sync_locked(dir, root, false, timeout)?;
     }
     Ok(())
 }
@@ -647,6 +810,10 @@ pub fn assign_uids_locked(
     records: Vec<(String, Vec<String>)>,
 ) -> StoreResult<(UidValidity, Vec<Uid>)> {
     let path = dir.join(uidlist::FILE_NAME);
+    if let Some((uid_validity, next_uid)) = uidlist::read_ends(&path) {
+        // The usual case: only the header and the last record are read.
+        return append_records(dir, &path, uid_validity, next_uid, records);
+    }
     let text = read_optional(&path)?;
     let (mut list, rewrite) = match &text {
         Some(text) => (UidList::parse(text)?, !text.ends_with('\n')),
@@ -695,6 +862,49 @@ pub fn assign_uids_locked(
     }
     crate::watch::notify(dir);
     Ok((list.uid_validity, uids))
+}
+
+/// Appends records for `records` to a well-formed version 3 list whose
+/// UIDVALIDITY and next UID are known, in one write.
+fn append_records(
+    dir: &Path,
+    path: &Path,
+    uid_validity: UidValidity,
+    next_uid: u32,
+    records: Vec<(String, Vec<String>)>,
+) -> StoreResult<(UidValidity, Vec<Uid>)> {
+    if u64::from(next_uid) + records.len() as u64 > u64::from(Uid::MAX.0) + 1 {
+        return Err(StoreError::new(
+            StoreErrorKind::NotPossible,
+            format!("UID space of {} is exhausted", dir.display()),
+        ));
+    }
+    let entries: Vec<UidEntry> = records
+        .into_iter()
+        .zip(next_uid..)
+        .map(|((filename, ext), uid)| UidEntry {
+            uid: Uid(uid),
+            ext,
+            filename,
+        })
+        .collect();
+    let lines = UidList::record_lines(&entries);
+    let result = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(lines.as_bytes())?;
+            f.sync_data()
+        });
+    if let Err(e) = result {
+        // A torn tail readers ignore and the next writer replaces.
+        return Err(StoreError::io(
+            format_args!("appending to {}", path.display()),
+            &e,
+        ));
+    }
+    crate::watch::notify(dir);
+    Ok((uid_validity, entries.iter().map(|e| e.uid).collect()))
 }
 
 /// Whether `new/` holds anything (an MTA delivered).

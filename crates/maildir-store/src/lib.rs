@@ -16,7 +16,13 @@
 //! - [`account`]: subscriptions, delete / rename, special-use folders and
 //!   aliases, STATUS, quota usage, the POP3 maildrop lock;
 //! - `transfer`: COPY (hard links) and MOVE (atomic renames);
-//! - [`watch`]: change detection for IDLE (in-process signal + polling).
+//! - [`index`]: `coffre-index`, per-folder mod-sequences (CONDSTORE) and
+//!   the internal date and size of each message, so a cold open `stat`s
+//!   nothing it indexed;
+//! - [`cache`]: `coffre-cache`, values sessions derive from messages
+//!   (ENVELOPE, BODYSTRUCTURE…) kept on disk;
+//! - [`watch`]: change detection for IDLE (in-process signal, inotify,
+//!   polling fallback).
 //!
 //! Every file-system call runs inside `tokio::task::spawn_blocking`; the
 //! futures this crate returns are `Send`.
@@ -36,10 +42,12 @@ use mail_store::{
 };
 
 pub mod account;
+pub mod cache;
 pub mod courier;
 pub mod delivery;
 pub mod flags;
 mod folder;
+pub mod index;
 pub mod layout;
 mod transfer;
 pub mod uidlist;
@@ -52,6 +60,10 @@ pub use watch::DEFAULT_WATCH_INTERVAL;
 /// How long an operation waits for a folder lock held by another session or
 /// process before failing with a temporary error.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `cache_fields` waits for a busy folder before giving up (the
+/// values are only a cache).
+const CACHE_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs blocking file work on tokio's blocking pool.
 async fn blocking<T, F>(work: F) -> StoreResult<T>
@@ -99,7 +111,9 @@ impl MaildirStore {
     }
 
     /// Sets how often an IDLE watcher polls for changes made outside this
-    /// process (default [`DEFAULT_WATCH_INTERVAL`]).
+    /// process (default [`DEFAULT_WATCH_INTERVAL`]). With inotify working,
+    /// changes on this host wake watchers at once and the interval bounds
+    /// only the delay for changes inotify cannot see (another host on NFS).
     pub fn with_watch_interval(mut self, interval: Duration) -> Self {
         self.watch_interval = interval;
         self
@@ -226,11 +240,14 @@ impl AccountStore for MaildirAccount {
         let folder = Arc::new(FolderCtx {
             dir: layout::folder_dir(&self.root, &name),
             root: Arc::clone(&self.root),
-            name,
+            name: name.clone(),
             lock_timeout: self.lock_timeout,
             special_use: Arc::clone(&self.special_use),
             quota: self.quota,
             watch_interval: self.watch_interval,
+            _index: index::shared(&layout::folder_dir(&self.root, &name)),
+            shared: SNAPSHOTS.get(&layout::folder_dir(&self.root, &name)),
+            cache: cache::shared(&layout::folder_dir(&self.root, &name)),
         });
         let ctx = Arc::clone(&folder);
         blocking(move || {
@@ -250,10 +267,10 @@ impl AccountStore for MaildirAccount {
             read_only,
             uid_validity: UidValidity(0),
             uid_next: Uid(1),
-            snapshot: Vec::new(),
-            files: Arc::new(Mutex::new(HashMap::new())),
+            snapshot: Arc::new(Vec::new()),
+            files: Mutex::new(Arc::new(HashMap::new())),
             recent: BTreeSet::new(),
-            cache: folder::MetaCache::new(),
+            highest_modseq: 1,
             stamp: None,
             seen_version: 0,
         };
@@ -373,7 +390,28 @@ struct FolderCtx {
     special_use: Arc<SpecialUseNames>,
     quota: Quota,
     watch_interval: Duration,
+    /// This process's copy of the folder's `coffre-index` (kept alive while
+    /// the folder is open; shared with every session of the folder).
+    _index: Arc<Mutex<index::FolderIndex>>,
+    /// This process's view of the folder's `coffre-cache`.
+    cache: Arc<Mutex<cache::FolderCache>>,
+    /// The latest snapshot any session of this process took of the folder.
+    shared: Arc<Mutex<SharedSnapshot>>,
 }
+
+/// A folder's messages as the latest sync in this process found them
+/// (`recent` all false), shared by every session whose view is the same:
+/// a thousand idle sessions on one INBOX hold one copy, not a thousand. A
+/// session that differs (its own `\Recent` messages, its own change not yet
+/// synced by others) copies on write (`Arc::make_mut`) and shares again
+/// after its next sync.
+#[derive(Debug, Default)]
+struct SharedSnapshot {
+    messages: Arc<Vec<MessageMeta>>,
+    files: Arc<HashMap<Uid, String>>,
+}
+
+static SNAPSHOTS: index::Registry<SharedSnapshot> = index::Registry::new();
 
 /// One folder opened by one session.
 #[derive(Debug)]
@@ -384,14 +422,14 @@ pub struct MaildirMailbox {
     /// UIDNEXT as of the last sync.
     uid_next: Uid,
     /// Messages as of the last sync, ascending by UID.
-    snapshot: Vec<MessageMeta>,
+    snapshot: Arc<Vec<MessageMeta>>,
     /// UID → current file name in `cur/`; shared with `read_message` tasks
     /// that find a renamed file.
-    files: Arc<Mutex<HashMap<Uid, String>>>,
+    files: Mutex<Arc<HashMap<Uid, String>>>,
     /// UIDs this session owns as `\Recent`.
     recent: BTreeSet<Uid>,
-    /// mtime and size of the files seen, so a re-sync does not `stat` them.
-    cache: folder::MetaCache,
+    /// HIGHESTMODSEQ as of the last sync or own change.
+    highest_modseq: u64,
     /// The folder's stamp taken at the start of the last sync.
     stamp: Option<folder::Stamp>,
     /// The in-process change signal's version at the last sync.
@@ -399,8 +437,8 @@ pub struct MaildirMailbox {
 }
 
 fn lock_files(
-    files: &Mutex<HashMap<Uid, String>>,
-) -> std::sync::MutexGuard<'_, HashMap<Uid, String>> {
+    files: &Mutex<Arc<HashMap<Uid, String>>>,
+) -> std::sync::MutexGuard<'_, Arc<HashMap<Uid, String>>> {
     files
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -433,6 +471,55 @@ impl MaildirMailbox {
 
     fn position(&self, uid: Uid) -> Option<usize> {
         self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// STORE, optionally only where the mod-sequence is at most
+    /// `unchanged_since`, decided and applied under the folder lock.
+    async fn store_conditional(
+        &mut self,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<ConditionalStore> {
+        if self.read_only {
+            return Err(self.not_writable());
+        }
+        let known = self.known(uids);
+        let ctx = Arc::clone(&self.folder);
+        let change = flags.clone();
+        let outcome = blocking(move || {
+            let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
+            folder::store_flags_locked(&ctx.dir, &known, op, &change, unchanged_since)
+        })
+        .await?;
+        let mut stored = Vec::with_capacity(outcome.stored.len());
+        {
+            let mut guard = lock_files(&self.files);
+            let files = Arc::make_mut(&mut *guard);
+            for (uid, filename, new_flags, modseq) in outcome.stored {
+                files.insert(uid, filename);
+                stored.push((uid, new_flags, modseq));
+            }
+        }
+        // Our own change is not news to us at the next sync.
+        for (uid, new_flags, modseq) in &stored {
+            if let Some(i) = self.position(*uid)
+                && (self.snapshot[i].flags != *new_flags || self.snapshot[i].modseq != *modseq)
+            {
+                let snapshot = Arc::make_mut(&mut self.snapshot);
+                snapshot[i].flags = new_flags.clone();
+                snapshot[i].modseq = *modseq;
+            }
+        }
+        self.highest_modseq = self.highest_modseq.max(outcome.highest_modseq);
+        Ok(ConditionalStore {
+            stored: stored
+                .into_iter()
+                .map(|(uid, flags, _)| (uid, flags))
+                .collect(),
+            modified: outcome.modified,
+        })
     }
 
     /// The directory of `dest` (resolved through the alias table).
@@ -484,7 +571,7 @@ impl MaildirMailbox {
         })
         .await?;
         if let Some(current) = renamed {
-            lock_files(&self.files).insert(uid, current);
+            Arc::make_mut(&mut *lock_files(&self.files)).insert(uid, current);
         }
         Ok(value)
     }
@@ -512,7 +599,10 @@ fn diff(old: &[MessageMeta], new: &[MessageMeta]) -> Vec<MailboxChange> {
     loop {
         match (old.get(i), new.get(j)) {
             (Some(a), Some(b)) if a.uid == b.uid => {
-                if a.flags != b.flags {
+                // A new mod-sequence alone is a change too (flags changed
+                // and changed back by another session): CONDSTORE clients
+                // are told the new MODSEQ.
+                if a.flags != b.flags || a.modseq != b.modseq {
                     changed.push(MailboxChange::FlagsChanged(b.uid, b.flags.clone()));
                 }
                 i += 1;
@@ -549,8 +639,7 @@ impl Mailbox for MaildirMailbox {
             messages: count(&|_| true),
             unseen: count(&|m| !m.flags.contains(&Flag::Seen)),
             recent: count(&|m| m.recent),
-            // INTERIM: mod-sequences are not persisted yet.
-            highest_modseq: 1,
+            highest_modseq: self.highest_modseq,
         }
     }
 
@@ -562,30 +651,22 @@ impl Mailbox for MaildirMailbox {
         let ctx = Arc::clone(&self.folder);
         let claim = !self.read_only;
         let last = self.stamp.filter(folder::Stamp::settled);
-        let mut cache = std::mem::take(&mut self.cache);
         let outcome = blocking(move || {
             let version = watch::signal(&ctx.dir).version();
             if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
                 // Nothing in the folder changed since the last sync.
-                return Ok((None, cache, version));
+                return Ok((None, version));
             }
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
             let stamp = folder::stamp(&ctx.dir);
-            let synced = folder::sync_locked(
-                &ctx.dir,
-                &ctx.root,
-                claim,
-                ctx.lock_timeout,
-                Some(&mut cache),
-            )?;
+            let synced = folder::sync_locked(&ctx.dir, &ctx.root, claim, ctx.lock_timeout)?;
             // Every in-process change is made under this lock, so none can
             // fall between the scan and this read.
             let version = watch::signal(&ctx.dir).version();
-            Ok((Some((synced, stamp)), cache, version))
+            Ok((Some((synced, stamp)), version))
         })
         .await?;
-        let (fresh, cache, version) = outcome;
-        self.cache = cache;
+        let (fresh, version) = outcome;
         self.seen_version = version;
         let Some((synced, stamp)) = fresh else {
             return Ok(Vec::new());
@@ -603,29 +684,47 @@ impl Mailbox for MaildirMailbox {
         let mut files = HashMap::with_capacity(synced.messages.len());
         let mut fresh = Vec::with_capacity(synced.messages.len());
         for m in synced.messages {
-            let recent = if claim {
-                self.recent.contains(&m.uid)
-            } else {
-                m.uid.0 >= synced.first_recent
-            };
             fresh.push(MessageMeta {
                 uid: m.uid,
                 flags: m.flags,
                 size: m.size,
                 internal_date: m.internal_date,
-                recent,
+                recent: false,
                 pop3_uidl: m.pop3_uidl,
-                // INTERIM: mod-sequences are not persisted yet.
-                modseq: 1,
+                modseq: m.modseq,
             });
             files.insert(m.uid, m.filename);
         }
+        // Share what another session already holds if it is the same.
+        let (mut fresh, files) = {
+            let mut shared = index::lock(&self.folder.shared);
+            if *shared.messages != fresh {
+                shared.messages = Arc::new(fresh);
+            }
+            if *shared.files != files {
+                shared.files = Arc::new(files);
+            }
+            (Arc::clone(&shared.messages), Arc::clone(&shared.files))
+        };
         self.recent.retain(|uid| files.contains_key(uid));
+        let is_recent = |uid: Uid| {
+            if claim {
+                self.recent.contains(&uid)
+            } else {
+                uid.0 >= synced.first_recent
+            }
+        };
+        if fresh.iter().any(|m| is_recent(m.uid)) {
+            for m in Arc::make_mut(&mut fresh) {
+                m.recent = is_recent(m.uid);
+            }
+        }
         *lock_files(&self.files) = files;
         let changes = diff(&self.snapshot, &fresh);
         self.snapshot = fresh;
         self.uid_validity = synced.uid_validity;
         self.uid_next = Uid(synced.uid_next);
+        self.highest_modseq = synced.highest_modseq;
         Ok(changes)
     }
 
@@ -644,32 +743,7 @@ impl Mailbox for MaildirMailbox {
         op: FlagOp,
         flags: &Flags,
     ) -> StoreResult<Vec<(Uid, Flags)>> {
-        if self.read_only {
-            return Err(self.not_writable());
-        }
-        let known = self.known(uids);
-        let ctx = Arc::clone(&self.folder);
-        let change = flags.clone();
-        let results = blocking(move || {
-            let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
-            folder::store_flags_locked(&ctx.dir, &known, op, &change)
-        })
-        .await?;
-        let mut out = Vec::with_capacity(results.len());
-        {
-            let mut files = lock_files(&self.files);
-            for (uid, filename, new_flags) in results {
-                files.insert(uid, filename);
-                out.push((uid, new_flags));
-            }
-        }
-        // Our own change is not news to us at the next sync.
-        for (uid, new_flags) in &out {
-            if let Some(i) = self.position(*uid) {
-                self.snapshot[i].flags = new_flags.clone();
-            }
-        }
-        Ok(out)
+        Ok(self.store_conditional(uids, op, flags, None).await?.stored)
     }
 
     async fn store_flags_unchanged_since(
@@ -679,31 +753,49 @@ impl Mailbox for MaildirMailbox {
         flags: &Flags,
         unchanged_since: u64,
     ) -> StoreResult<ConditionalStore> {
-        // INTERIM: not atomic against other sessions until mod-sequences
-        // are persisted under the folder lock.
-        let (keep, modified): (Vec<Uid>, Vec<Uid>) = uids.iter().partition(|uid| {
-            self.position(**uid)
-                .is_none_or(|i| self.snapshot[i].modseq <= unchanged_since)
-        });
-        let stored = self.store_flags(&keep, op, flags).await?;
-        Ok(ConditionalStore { stored, modified })
+        self.store_conditional(uids, op, flags, Some(unchanged_since))
+            .await
     }
 
     async fn cached_fields(
         &self,
         uids: &[Uid],
-        _field: CachedField,
+        field: CachedField,
     ) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        // INTERIM: no on-disk cache yet.
-        Ok(vec![None; uids.len()])
+        let ctx = Arc::clone(&self.folder);
+        let uids = uids.to_vec();
+        let uid_validity = self.uid_validity.0;
+        blocking(move || Ok(index::lock(&ctx.cache).get(&ctx.dir, uid_validity, &uids, field)))
+            .await
     }
 
     async fn cache_fields(
         &self,
-        _field: CachedField,
-        _entries: Vec<(Uid, Vec<u8>)>,
+        field: CachedField,
+        entries: Vec<(Uid, Vec<u8>)>,
     ) -> StoreResult<()> {
-        // INTERIM: no on-disk cache yet.
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ctx = Arc::clone(&self.folder);
+        let uid_validity = self.uid_validity.0;
+        // Only values of messages this session knows (not expunged).
+        let entries: Vec<(Uid, Vec<u8>)> = {
+            let files = lock_files(&self.files);
+            entries
+                .into_iter()
+                .filter(|(uid, _)| files.contains_key(uid))
+                .collect()
+        };
+        let result = blocking(move || {
+            // A cache write waits briefly for the lock, never long.
+            let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout.min(CACHE_LOCK_WAIT))?;
+            index::lock(&ctx.cache).put(&ctx.dir, uid_validity, field, &entries)
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(folder = %self.folder.name, error = %e, "values not cached");
+        }
         Ok(())
     }
 
@@ -719,15 +811,17 @@ impl Mailbox for MaildirMailbox {
         })
         .await?;
         {
-            let mut files = lock_files(&self.files);
+            let mut guard = lock_files(&self.files);
+            let files = Arc::make_mut(&mut *guard);
             for uid in &removed {
                 files.remove(uid);
             }
         }
         // Only what we removed leaves our snapshot; a message another
         // session expunged first is reported by the next sync.
-        self.snapshot
-            .retain(|m| removed.binary_search(&m.uid).is_err());
+        if !removed.is_empty() {
+            Arc::make_mut(&mut self.snapshot).retain(|m| removed.binary_search(&m.uid).is_err());
+        }
         tracing::debug!(folder = %self.folder.name, count = removed.len(), "expunged");
         Ok(removed)
     }
@@ -767,13 +861,15 @@ impl Mailbox for MaildirMailbox {
         .await?;
         let moved: Vec<Uid> = pairs.iter().map(|(src, _)| *src).collect();
         {
-            let mut files = lock_files(&self.files);
+            let mut guard = lock_files(&self.files);
+            let files = Arc::make_mut(&mut *guard);
             for uid in &moved {
                 files.remove(uid);
             }
         }
-        self.snapshot
-            .retain(|m| moved.binary_search(&m.uid).is_err());
+        if !moved.is_empty() {
+            Arc::make_mut(&mut self.snapshot).retain(|m| moved.binary_search(&m.uid).is_err());
+        }
         tracing::debug!(folder = %self.folder.name, %dest, count = pairs.len(), "moved");
         Ok(CopyOutcome {
             uid_validity,

@@ -232,6 +232,50 @@ pub fn update(
     Ok(Some(true))
 }
 
+/// UIDVALIDITY and the next UID of a version 3 list, from its header and
+/// its last record alone — what APPEND needs, without reading and parsing a
+/// 100,000-line file. `None` when that shortcut does not apply (no file, a
+/// version 1 list, a torn last record, a header or last line over 4 KiB,
+/// anything unparsable): the caller then reads the whole list.
+pub fn read_ends(path: &std::path::Path) -> Option<(UidValidity, u32)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileExt as _;
+    const CHUNK: u64 = 4096;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut head = Vec::with_capacity(CHUNK as usize);
+    (&mut file).take(CHUNK).read_to_end(&mut head).ok()?;
+    let header_end = head.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&head[..header_end]).ok()?;
+    let mut fields = header.split(' ').filter(|f| !f.is_empty());
+    if fields.next()? != "3" {
+        return None;
+    }
+    let list = UidList::parse_v3_header(fields).ok()?;
+    if list.uid_validity.0 == 0 {
+        return None;
+    }
+    let records_start = header_end as u64 + 1;
+    if len == records_start {
+        return Some((list.uid_validity, list.next_uid.max(1)));
+    }
+    let from = len.saturating_sub(CHUNK).max(records_start);
+    let mut tail = vec![0u8; usize::try_from(len - from).ok()?];
+    file.read_exact_at(&mut tail, from).ok()?;
+    // A torn last record: the full path rewrites the file.
+    let body = tail.strip_suffix(b"\n")?;
+    let line = match body.iter().rposition(|b| *b == b'\n') {
+        Some(i) => &body[i + 1..],
+        None if from == records_start => body,
+        None => return None,
+    };
+    let entry = parse_v3_entry(std::str::from_utf8(line).ok()?).ok()?;
+    if entry.uid.0 == 0 || entry.uid > Uid::MAX {
+        return None;
+    }
+    Some((list.uid_validity, list.next_uid.max(entry.uid.0 + 1)))
+}
+
 fn parse_v3_entry(line: &str) -> Result<UidEntry, StoreError> {
     let (uid, mut rest) = line
         .split_once(' ')
@@ -390,5 +434,64 @@ mod tests {
             let parsed = UidList::parse(&list.serialize()).unwrap();
             proptest::prop_assert_eq!(parsed, list);
         }
+
+        /// The APPEND shortcut (header + last record) agrees with a full
+        /// parse, also with the header's next UID behind (records appended)
+        /// or ahead, long records and many lines; a torn last record is
+        /// refused.
+        #[test]
+        fn read_ends_agrees_with_a_full_parse(
+            validity in 1u32..,
+            gaps in proptest::collection::vec(1u32..1000, 0..400),
+            header_next in 0u32..500_000,
+            long in 0usize..6000,
+            cut in 1usize..30,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(FILE_NAME);
+            let mut list = UidList::new(UidValidity(validity), "abcdef".into());
+            let mut uid = 0;
+            for gap in &gaps {
+                uid += gap;
+                list.entries.push(UidEntry {
+                    uid: Uid(uid),
+                    ext: vec![format!("W{}", "9".repeat(long.min(20)))],
+                    filename: format!("{uid}.M1P2.host,S={long}{}", "x".repeat(long % 97)),
+                });
+            }
+            if let Some(last) = list.entries.last_mut() {
+                last.filename.push_str(&"y".repeat(long));
+            }
+            list.next_uid = header_next;
+            let text = list.serialize();
+            std::fs::write(&path, &text).unwrap();
+            let full = UidList::parse(&text).unwrap();
+            if let Some((v, next)) = read_ends(&path) {
+                proptest::prop_assert_eq!(v, full.uid_validity);
+                proptest::prop_assert_eq!(next, full.next_uid);
+            }
+            if !gaps.is_empty() {
+                let torn = &text.as_bytes()[..text.len() - cut.min(text.len() - 1)];
+                std::fs::write(&path, torn).unwrap();
+                proptest::prop_assert_eq!(read_ends(&path), None);
+            }
+        }
+    }
+
+    #[test]
+    fn read_ends_declines_what_it_cannot_shortcut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(read_ends(&path), None, "no file");
+        std::fs::write(&path, "1 77 5\n3 a\n").unwrap();
+        assert_eq!(read_ends(&path), None, "version 1");
+        std::fs::write(&path, "3 V0 N5\n").unwrap();
+        assert_eq!(read_ends(&path), None, "UIDVALIDITY 0");
+        std::fs::write(&path, "3 V7 N5\n").unwrap();
+        assert_eq!(read_ends(&path), Some((UidValidity(7), 5)), "no records");
+        std::fs::write(&path, DOVECOT_SAMPLE).unwrap();
+        assert_eq!(read_ends(&path), Some((UidValidity(1275660208), 25022)));
+        std::fs::write(&path, "3 V7 N5\nx :name\n").unwrap();
+        assert_eq!(read_ends(&path), None, "unparsable record");
     }
 }

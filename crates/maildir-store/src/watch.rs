@@ -1,38 +1,49 @@
 //! Change detection for IDLE (RFC 2177): the [`ChangeSource`] behind
 //! `Mailbox::watch` for Maildir folders.
 //!
-//! Two ways a change is noticed:
+//! Three ways a change is noticed:
 //! - **In this process** (another session's APPEND, STORE, EXPUNGE, COPY,
 //!   MOVE, or a sync that picked up new mail): every such operation calls
 //!   [`notify`] for the folder directory, which bumps a per-directory
 //!   [`ChangeSignal`] from a process-wide registry. Watchers wake at once.
-//! - **By anyone else** (Postfix writing to `new/`, another Coffre process, a
-//!   Dovecot or a mail client on the same files): the watcher polls the
-//!   folder's [`Stamp`] — four `stat` calls: `cur/`, `new/`, the UID list and
-//!   the keyword table — every poll interval (default
+//! - **inotify**, for changes by anyone else on this host (Postfix renaming
+//!   into `new/`, another Coffre process, Dovecot, a mail client on the
+//!   files): one inotify instance per process and one watch on `cur/` and
+//!   one on `new/` per *folder* being watched — shared by all its idle
+//!   sessions (reference-counted, removed with the last watcher), so 10,000
+//!   idle sessions cost one file descriptor and two watches per folder. A
+//!   thread reads the events and bumps the folder's signal (once per batch
+//!   of events), so watchers wake at once.
+//! - **Polling**, the fallback: the watcher also checks the folder's
+//!   [`Stamp`] — four `stat` calls: `cur/`, `new/`, the UID list and the
+//!   keyword table — every poll interval (default
 //!   [`DEFAULT_WATCH_INTERVAL`], set with `MaildirStore::with_watch_interval`)
 //!   and wakes when it differs from the stamp of the mailbox's last sync.
+//!   This is what sees changes inotify cannot: made by another host on NFS
+//!   or another shared file system, or when inotify is unavailable (init
+//!   failed, `fs.inotify.max_user_instances` / `max_user_watches`
+//!   exhausted: logged once, the folder is then only polled). With inotify
+//!   working, the interval bounds only the delay for such remote changes.
 //!
-//! Polling rather than inotify keeps this correct on NFS and other shared
-//! file systems where inotify sees nothing of other hosts' changes, needs no
-//! file descriptors per idle session, and bounds the delay for external
-//! delivery by the interval. Wake-ups may be spurious (a session's own
-//! change); the session's next `sync` then reports nothing.
+//! Wake-ups may be spurious (a session's own change, an event that changes
+//! nothing); the session's next `sync` then reports nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use mail_store::{ChangeSignal, ChangeSource};
 
 use crate::folder::{self, Stamp};
 
-/// How often an idle watcher checks the folder for changes made outside this
-/// process.
+/// How often an idle watcher polls the folder for changes made outside this
+/// process (the fallback behind inotify; see the module docs).
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Folder directory → its signal. Entries are small and bounded by the
@@ -57,6 +68,172 @@ pub fn notify(dir: &Path) {
     signal(dir).bump();
 }
 
+/// The process's inotify instance: its watches and which folder each
+/// watch descriptor belongs to.
+struct Inotifier {
+    watches: Mutex<Watches>,
+    /// Folder directory → (watchers, its watch descriptors).
+    by_dir: Mutex<HashMap<PathBuf, (usize, Vec<WatchDescriptor>)>>,
+    /// Watch descriptor id → folder directory (read by the event thread).
+    by_wd: Arc<Mutex<HashMap<i32, PathBuf>>>,
+    /// Cleared when the event thread stops (read error): polling only.
+    alive: Arc<AtomicBool>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The process-wide inotify instance, started on first use; `None` if
+/// inotify cannot be used (then watchers poll).
+fn inotifier() -> Option<&'static Inotifier> {
+    static INOTIFY: OnceLock<Option<Inotifier>> = OnceLock::new();
+    INOTIFY
+        .get_or_init(|| match start_inotify() {
+            Ok(inotifier) => Some(inotifier),
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify unavailable; IDLE polls folders instead");
+                None
+            }
+        })
+        .as_ref()
+}
+
+fn start_inotify() -> std::io::Result<Inotifier> {
+    let mut inotify = Inotify::init()?;
+    let watches = inotify.watches();
+    let by_wd: Arc<Mutex<HashMap<i32, PathBuf>>> = Arc::default();
+    let alive = Arc::new(AtomicBool::new(true));
+    let (map, flag) = (Arc::clone(&by_wd), Arc::clone(&alive));
+    std::thread::Builder::new()
+        .name("coffre-inotify".into())
+        .spawn(move || {
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let events = match inotify.read_events_blocking(&mut buffer) {
+                    Ok(events) => events,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inotify stopped; IDLE polls folders instead");
+                        flag.store(false, Ordering::Relaxed);
+                        // Wake everyone once so nothing waits on a dead source.
+                        for dir in guard(&map).values() {
+                            notify(dir);
+                        }
+                        return;
+                    }
+                };
+                let mut woken: HashSet<PathBuf> = HashSet::new();
+                let mut overflow = false;
+                {
+                    let mut map = guard(&map);
+                    for event in events {
+                        let id = event.wd.get_watch_descriptor_id();
+                        if event.mask.contains(EventMask::Q_OVERFLOW) {
+                            overflow = true;
+                        } else if event.mask.contains(EventMask::IGNORED) {
+                            // Watch gone (directory removed): a last wake-up.
+                            if let Some(dir) = map.remove(&id) {
+                                woken.insert(dir);
+                            }
+                        } else if let Some(dir) = map.get(&id) {
+                            woken.insert(dir.clone());
+                        }
+                    }
+                    if overflow {
+                        woken.extend(map.values().cloned());
+                    }
+                }
+                for dir in &woken {
+                    notify(dir);
+                }
+            }
+        })?;
+    Ok(Inotifier {
+        watches: Mutex::new(watches),
+        by_dir: Mutex::default(),
+        by_wd,
+        alive,
+    })
+}
+
+/// Whether changes by other processes on this host wake watchers at once
+/// (inotify started and running); otherwise they are polled for.
+pub fn inotify_active() -> bool {
+    inotifier().is_some_and(|i| i.alive.load(Ordering::Relaxed))
+}
+
+/// One watcher's share of the inotify watches on a folder's `cur/` and
+/// `new/`; the watches go with the folder's last watcher.
+struct InotifyGuard {
+    dir: PathBuf,
+}
+
+impl InotifyGuard {
+    fn new(dir: &Path) -> Option<Self> {
+        let inotifier = inotifier()?;
+        let mut by_dir = guard(&inotifier.by_dir);
+        if let Some((count, _)) = by_dir.get_mut(dir) {
+            *count += 1;
+            return Some(Self {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let mask = WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::ONLYDIR;
+        let mut wds = Vec::with_capacity(2);
+        let mut watches = guard(&inotifier.watches);
+        for sub in ["cur", "new"] {
+            match watches.add(dir.join(sub), mask) {
+                Ok(wd) => {
+                    guard(&inotifier.by_wd).insert(wd.get_watch_descriptor_id(), dir.to_path_buf());
+                    wds.push(wd);
+                }
+                Err(e) => {
+                    static WARNED: AtomicBool = AtomicBool::new(false);
+                    if !WARNED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(dir = %dir.display(), error = %e,
+                            "inotify watch refused (fs.inotify.max_user_watches?); polling this folder");
+                    }
+                }
+            }
+        }
+        drop(watches);
+        by_dir.insert(dir.to_path_buf(), (1, wds));
+        Some(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for InotifyGuard {
+    fn drop(&mut self) {
+        let Some(inotifier) = inotifier() else {
+            return;
+        };
+        let mut by_dir = guard(&inotifier.by_dir);
+        let Some((count, _)) = by_dir.get_mut(&self.dir) else {
+            return;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        if let Some((_, wds)) = by_dir.remove(&self.dir) {
+            let mut watches = guard(&inotifier.watches);
+            let mut by_wd = guard(&inotifier.by_wd);
+            for wd in wds {
+                by_wd.remove(&wd.get_watch_descriptor_id());
+                // Fails harmlessly if the directory is already gone.
+                let _ = watches.remove(wd);
+            }
+        }
+    }
+}
+
 type StampFuture = Pin<Box<dyn Future<Output = Stamp> + Send>>;
 
 /// A watcher of one Maildir folder.
@@ -69,6 +246,8 @@ pub struct MaildirChangeSource {
     baseline: Option<Stamp>,
     interval: Duration,
     poll: Option<StampFuture>,
+    /// Keeps the folder's inotify watches while this watcher lives.
+    _inotify: Option<InotifyGuard>,
 }
 
 impl MaildirChangeSource {
@@ -81,6 +260,7 @@ impl MaildirChangeSource {
     ) -> Self {
         Self {
             signal: signal(&dir),
+            _inotify: InotifyGuard::new(&dir),
             dir,
             seen_version,
             baseline,

@@ -1,5 +1,6 @@
-//! Crash consistency (issue 3, "Safety"): a child process appends, expunges
-//! and moves in a loop and is SIGKILLed at a random moment, over and over;
+//! Crash consistency (issue 3, "Safety"): a child process appends, changes
+//! flags, expunges and moves in a loop and is SIGKILLed at a random moment,
+//! over and over;
 //! after every kill the invariants must hold:
 //!
 //! - no partial message is visible (every message is complete, its trailer
@@ -9,7 +10,9 @@
 //!   reported expunging it;
 //! - no message is in two places (a move is atomic per message);
 //! - no UID is reused: a UID once seen always names the same message;
-//! - UIDVALIDITY never changes.
+//! - UIDVALIDITY never changes;
+//! - mod-sequences never go back: HIGHESTMODSEQ of each folder and each
+//!   message's value only grow, and none is above HIGHESTMODSEQ.
 //!
 //! The child is this test binary run again with `--ignored --exact
 //! crash_child` and `COFFRE_CRASH_ROOT` set; it reports each acknowledged
@@ -24,8 +27,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mail_store::{
-    AccountLocation, AccountStore, Flags, FolderName, MailStore, Mailbox, SpecialUseNames, Uid,
-    UidValidity,
+    AccountLocation, AccountStore, Flag, FlagOp, Flags, FolderName, MailStore, Mailbox,
+    SpecialUseNames, Uid, UidValidity,
 };
 use maildir_store::{DEFAULT_TEMPLATE, MaildirStore};
 use rand::Rng as _;
@@ -112,6 +115,17 @@ fn crash_child() {
             ack(format!("A {token} {}", out.uid));
             mailbox.sync().await.unwrap();
             let uids: Vec<Uid> = mailbox.messages().iter().map(|m| m.uid).collect();
+            if let Some(last) = uids.last() {
+                // Flag changes (renames + coffre-index records) to be cut
+                // short too; not acknowledged: only mod-sequences are checked.
+                let op = if i % 2 == 0 {
+                    FlagOp::Add
+                } else {
+                    FlagOp::Remove
+                };
+                let seen: Flags = [Flag::Seen].into_iter().collect();
+                mailbox.store_flags(&[*last], op, &seen).await.unwrap();
+            }
             if i % 3 == 2 && uids.len() > 3 {
                 ack(format!("X {}", uids[0]));
                 let done = mailbox.expunge(&uids[..1]).await.unwrap();
@@ -210,6 +224,10 @@ struct Expected {
     /// Folder → UID → token, as ever seen.
     uids: HashMap<&'static str, BTreeMap<Uid, u64>>,
     validity: HashMap<&'static str, UidValidity>,
+    /// Folder → HIGHESTMODSEQ as last seen.
+    highest: HashMap<&'static str, u64>,
+    /// (folder, UID) → mod-sequence as last seen.
+    modseqs: HashMap<(&'static str, Uid), u64>,
 }
 
 impl Expected {
@@ -274,8 +292,26 @@ impl Expected {
                 first, validity,
                 "round {round}: {folder} UIDVALIDITY changed"
             );
+            let highest = mailbox.status().highest_modseq;
+            let before = self.highest.insert(folder, highest).unwrap_or(0);
+            assert!(
+                highest >= before,
+                "round {round}: {folder} HIGHESTMODSEQ went back from {before} to {highest}"
+            );
             let mut uids = BTreeSet::new();
             for meta in mailbox.messages() {
+                assert!(
+                    meta.modseq >= 1 && meta.modseq <= highest,
+                    "round {round}: {folder} UID {} modseq {} above {highest}",
+                    meta.uid,
+                    meta.modseq
+                );
+                let was = self.modseqs.insert((folder, meta.uid), meta.modseq);
+                assert!(
+                    was.is_none_or(|w| w <= meta.modseq),
+                    "round {round}: {folder} UID {} modseq went back",
+                    meta.uid
+                );
                 let bytes = mailbox.read_message(meta.uid).await.unwrap();
                 let token = token_of(&bytes);
                 assert!(uids.insert(meta.uid));

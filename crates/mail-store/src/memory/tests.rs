@@ -559,3 +559,134 @@ fn watcher_wakes_on_changes_by_others_and_not_twice() {
     run(other.expunge(&[Uid(1)])).unwrap();
     assert!(pin!(watcher.changed()).poll(&mut cx).is_ready());
 }
+
+fn modseq_of(mailbox: &MemoryMailbox, uid: u32) -> u64 {
+    mailbox
+        .messages()
+        .iter()
+        .find(|m| m.uid == Uid(uid))
+        .unwrap()
+        .modseq
+}
+
+#[test]
+fn modseqs_rise_with_each_change_and_expunge() {
+    let store = MemoryStore::new();
+    for body in [&b"1"[..], b"2", b"3"] {
+        store.deliver(ALICE, "INBOX", body, Flags::new()).unwrap();
+    }
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut a = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let mut b = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let h0 = a.status().highest_modseq;
+    assert!(h0 >= 1);
+    assert!(a.messages().iter().all(|m| m.modseq >= 1 && m.modseq <= h0));
+    let m2 = modseq_of(&a, 2);
+
+    run(a.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Seen]))).unwrap();
+    let s1 = modseq_of(&a, 1);
+    assert!(s1 > h0);
+    assert_eq!(a.status().highest_modseq, s1);
+    assert_eq!(modseq_of(&a, 2), m2, "untouched message keeps its modseq");
+    // No change, no new modseq.
+    run(a.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Seen]))).unwrap();
+    assert_eq!(modseq_of(&a, 1), s1);
+
+    // The other session learns the change and its modseq.
+    run(b.sync()).unwrap();
+    assert_eq!(modseq_of(&b, 1), s1);
+    // A change undone by another session is still reported (new modseq).
+    run(b.store_flags(&[Uid(3)], FlagOp::Add, &flags(&[Flag::Flagged]))).unwrap();
+    run(b.store_flags(&[Uid(3)], FlagOp::Remove, &flags(&[Flag::Flagged]))).unwrap();
+    let changes = run(a.sync()).unwrap();
+    assert_eq!(
+        changes,
+        vec![MailboxChange::FlagsChanged(Uid(3), Flags::new())]
+    );
+    let before_expunge = a.status().highest_modseq;
+    assert!(modseq_of(&a, 3) > s1);
+
+    // Expunge raises HIGHESTMODSEQ, also as STATUS sees it.
+    run(a.expunge(&[Uid(2)])).unwrap();
+    assert!(a.status().highest_modseq > before_expunge);
+    let status = run(account.status(&FolderName::inbox())).unwrap();
+    assert_eq!(status.highest_modseq, a.status().highest_modseq);
+}
+
+#[test]
+fn unchanged_since_leaves_modified_messages_alone() {
+    let store = MemoryStore::new();
+    for body in [&b"1"[..], b"2"] {
+        store.deliver(ALICE, "INBOX", body, Flags::new()).unwrap();
+    }
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut a = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let mut b = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let known = a.status().highest_modseq;
+    // b changes UID 1 after a looked.
+    run(b.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Flagged]))).unwrap();
+    let out = run(a.store_flags_unchanged_since(
+        &[Uid(1), Uid(2), Uid(9)],
+        FlagOp::Add,
+        &flags(&[Flag::Seen]),
+        known,
+    ))
+    .unwrap();
+    assert_eq!(out.modified, vec![Uid(1)]);
+    assert_eq!(out.stored, vec![(Uid(2), flags(&[Flag::Seen]))]);
+    run(a.sync()).unwrap();
+    assert_eq!(a.messages()[0].flags, flags(&[Flag::Flagged]));
+    // UNCHANGEDSINCE 0 never succeeds on an existing message.
+    let out = run(a.store_flags_unchanged_since(&[Uid(2)], FlagOp::Add, &flags(&[Flag::Draft]), 0))
+        .unwrap();
+    assert_eq!(out.modified, vec![Uid(2)]);
+    // Read-only sessions cannot store conditionally either.
+    let mut ro = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    assert!(
+        run(ro.store_flags_unchanged_since(&[Uid(2)], FlagOp::Add, &Flags::new(), u64::MAX))
+            .is_err()
+    );
+}
+
+#[test]
+fn cached_fields_are_shared_bounded_and_dropped_with_their_message() {
+    let store = MemoryStore::new();
+    for body in [&b"1"[..], b"2"] {
+        store.deliver(ALICE, "INBOX", body, Flags::new()).unwrap();
+    }
+    let account = run(store.open_account(&alice())).unwrap();
+    let mut a = run(account.open_folder(&FolderName::inbox(), false)).unwrap();
+    let b = run(account.open_folder(&FolderName::inbox(), true)).unwrap();
+    run(a.cache_fields(
+        CachedField::Envelope,
+        vec![
+            (Uid(1), b"e1".to_vec()),
+            (Uid(2), b"e2".to_vec()),
+            (Uid(7), b"no such message".to_vec()),
+        ],
+    ))
+    .unwrap();
+    run(a.cache_fields(
+        CachedField::Body,
+        vec![(Uid(1), vec![0; crate::MAX_CACHED_FIELD_LEN + 1])],
+    ))
+    .unwrap();
+    assert_eq!(
+        run(b.cached_fields(&[Uid(1), Uid(2), Uid(7)], CachedField::Envelope)).unwrap(),
+        vec![Some(b"e1".to_vec()), Some(b"e2".to_vec()), None]
+    );
+    assert_eq!(
+        run(b.cached_fields(&[Uid(1)], CachedField::Body)).unwrap(),
+        vec![None],
+        "over the size limit: not kept"
+    );
+    assert_eq!(
+        run(b.cached_fields(&[Uid(1)], CachedField::BodyStructure)).unwrap(),
+        vec![None]
+    );
+    run(a.expunge(&[Uid(1)])).unwrap();
+    assert_eq!(
+        run(b.cached_fields(&[Uid(1), Uid(2)], CachedField::Envelope)).unwrap(),
+        vec![None, Some(b"e2".to_vec())]
+    );
+}
