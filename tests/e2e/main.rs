@@ -8,6 +8,7 @@ mod harness;
 
 mod abuse;
 mod accounts;
+mod append_stream;
 mod autoconfig;
 mod compress;
 mod condstore;

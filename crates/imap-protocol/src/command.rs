@@ -322,7 +322,19 @@ pub struct AppendMessage {
     /// Internal date, seconds since the Unix epoch.
     pub date: Option<i64>,
     /// The message.
-    pub message: Vec<u8>,
+    pub message: AppendData,
+}
+
+/// Where an APPEND message's octets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    /// In the command, as sent.
+    Bytes(Vec<u8>),
+    /// Streamed past the command as [`crate::Frame::LiteralChunk`]s (a
+    /// literal over the receiver's spool threshold): the octets went to the
+    /// caller chunk by chunk, in order; this is the literal's announced size.
+    /// Spooled literals of a command appear in the order they arrived.
+    Spooled(u64),
 }
 
 /// A LIST selection option (RFC 5258 §3.1, RFC 6154 §5.1).

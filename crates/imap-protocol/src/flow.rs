@@ -8,7 +8,7 @@
 //! receiver then returns that line raw instead of parsing a command.
 
 use crate::framing::{Frame, Framer, Limits, Refusal};
-use crate::parse::{ParseError, parse_command};
+use crate::parse::{ParseError, parse_command, parse_command_spooled};
 use crate::{Command, Tag};
 
 /// What the next line of input is.
@@ -30,6 +30,16 @@ pub enum Event {
     Command(Command),
     /// A synchronising literal was accepted: send a `+` continuation request.
     ContinuationNeeded,
+    /// The next octets of a spooled APPEND literal (see
+    /// [`Receiver::set_spool_threshold`]); `last` ends the literal. The
+    /// command they belong to follows as [`Event::Command`] (its message is
+    /// [`crate::AppendData::Spooled`]) or ends as `Refused`/`Malformed`.
+    LiteralChunk {
+        /// The octets.
+        data: Vec<u8>,
+        /// This chunk ends the literal.
+        last: bool,
+    },
     /// The framer refused a command (limits); the session answers BAD or
     /// `NO [TOOBIG]`, and closes if `fatal`.
     Refused {
@@ -66,6 +76,12 @@ impl Receiver {
         self.framer.enqueue_input(bytes);
     }
 
+    /// Spools APPEND literals larger than `threshold` octets instead of
+    /// buffering them ([`crate::Framer::set_spool_threshold`]).
+    pub fn set_spool_threshold(&mut self, threshold: Option<u64>) {
+        self.framer.set_spool_threshold(threshold);
+    }
+
     /// Sets what the next line is; reset to [`Expect::Command`] once that line is returned.
     pub fn expect(&mut self, expect: Expect) {
         self.expect = expect;
@@ -94,6 +110,15 @@ impl Receiver {
                     Ok(command) => Event::Command(command),
                     Err(error) => Event::Malformed(error),
                 },
+                Frame::CompleteSpooled {
+                    command,
+                    spooled,
+                    nul,
+                } => match parse_command_spooled(&command, &spooled, nul) {
+                    Ok(command) => Event::Command(command),
+                    Err(error) => Event::Malformed(error),
+                },
+                Frame::LiteralChunk { data, last } => Event::LiteralChunk { data, last },
                 Frame::ContinuationNeeded(_) => Event::ContinuationNeeded,
                 Frame::Refused { tag, reason, fatal } => Event::Refused {
                     tag: tag.as_deref().and_then(Tag::new),

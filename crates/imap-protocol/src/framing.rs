@@ -24,6 +24,16 @@
 //! data arrives: that rejection is fatal (RFC 7888 §4 permits closing).
 //! An over-long line is refused once and its remainder discarded up to the
 //! next LF, so garbage costs no memory.
+//!
+//! Spooling (off unless [`Framer::set_spool_threshold`] is set): an APPEND
+//! literal larger than the threshold is not buffered. Its octets are handed
+//! out as they arrive, as [`Frame::LiteralChunk`]s no larger than the input
+//! at hand, and its announcement `{n}` / `{n+}` CRLF is replaced in the
+//! command by the marker `{~n}`; the command then completes as
+//! [`Frame::CompleteSpooled`], which lists the spooled sizes so the parser
+//! can tell the framer's markers from a client's imitation. Every limit is
+//! checked exactly as without spooling (a spooled literal counts towards
+//! APPENDLIMIT, not towards the command limit).
 
 use memchr::memchr;
 
@@ -79,6 +89,25 @@ impl Refusal {
 pub enum Frame {
     /// A whole command: its lines and literal data in wire order, final CRLF included.
     Complete(Vec<u8>),
+    /// The next octets of a spooled APPEND literal (never empty); `last`
+    /// on the literal's final chunk.
+    LiteralChunk {
+        /// The octets, in wire order.
+        data: Vec<u8>,
+        /// This chunk ends the literal.
+        last: bool,
+    },
+    /// A whole command some of whose APPEND literals were spooled: as
+    /// [`Frame::Complete`], with each spooled literal (announcement and
+    /// data) replaced by the marker `{~n}`.
+    CompleteSpooled {
+        /// The command with markers.
+        command: Vec<u8>,
+        /// Sizes of the spooled literals, in order.
+        spooled: Vec<u64>,
+        /// A spooled literal contained a NUL octet (the command is invalid).
+        nul: bool,
+    },
     /// A synchronising literal of this size was announced and accepted: send `+`.
     ContinuationNeeded(u64),
     /// The command was refused; everything buffered for it is dropped.
@@ -100,6 +129,8 @@ enum State {
     Line { len: usize },
     /// Reading literal data; `remaining` octets still to come.
     Literal { remaining: u64 },
+    /// Passing a spooled literal's data on; `remaining` octets still to come.
+    Spool { remaining: u64 },
     /// Discarding the rest of an over-long line, up to its LF.
     SkipLine,
 }
@@ -131,6 +162,17 @@ pub struct Framer {
     /// Tag of the current command, once its first line has been seen.
     tag: Option<Vec<u8>>,
     state: State,
+    /// APPEND literals larger than this are spooled (`None`: never).
+    spool_threshold: Option<u64>,
+    /// Sizes of the current command's spooled literals.
+    spooled: Vec<u64>,
+    /// A spooled literal of the current command contained a NUL.
+    spooled_nul: bool,
+    /// Octets by which the markers are shorter than the announcements they
+    /// replace (so limits count the command as sent).
+    spool_shrink: u64,
+    /// The APPEND's first literal is its mailbox name (never spooled).
+    mailbox_literal: bool,
 }
 
 impl Default for Framer {
@@ -151,7 +193,19 @@ impl Framer {
             is_append: false,
             tag: None,
             state: State::Line { len: 0 },
+            spool_threshold: None,
+            spooled: Vec::new(),
+            spooled_nul: false,
+            spool_shrink: 0,
+            mailbox_literal: false,
         }
+    }
+
+    /// From the next literal on, APPEND literals larger than `threshold`
+    /// octets are spooled (see the module documentation); `None` turns
+    /// spooling off.
+    pub fn set_spool_threshold(&mut self, threshold: Option<u64>) {
+        self.spool_threshold = threshold;
     }
 
     /// Adds received bytes.
@@ -201,6 +255,10 @@ impl Framer {
         self.is_append = false;
         self.tag = None;
         self.state = State::Line { len: 0 };
+        self.spooled = Vec::new();
+        self.spooled_nul = false;
+        self.spool_shrink = 0;
+        self.mailbox_literal = false;
     }
 
     /// Takes one raw line (AUTHENTICATE response, IDLE's `DONE`), without
@@ -222,8 +280,10 @@ impl Framer {
                 Ok(line)
             }
             Frame::Refused { reason, .. } => Err(reason),
-            // Literals are not interpreted in raw mode.
-            Frame::ContinuationNeeded(_) => Err(Refusal::LiteralTooLarge),
+            // Literals are not interpreted (nor spooled) in raw mode.
+            Frame::ContinuationNeeded(_)
+            | Frame::LiteralChunk { .. }
+            | Frame::CompleteSpooled { .. } => Err(Refusal::LiteralTooLarge),
         };
         Some(result)
     }
@@ -267,6 +327,27 @@ impl Framer {
                         State::Literal { remaining }
                     };
                 }
+                State::Spool { remaining } => {
+                    if available.is_empty() {
+                        return None;
+                    }
+                    let take = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(available.len());
+                    let data = available[..take].to_vec();
+                    self.spooled_nul |= memchr(0, &data).is_some();
+                    self.pos += take;
+                    let remaining = remaining - take as u64;
+                    self.state = if remaining == 0 {
+                        State::Line { len: 0 }
+                    } else {
+                        State::Spool { remaining }
+                    };
+                    return Some(Frame::LiteralChunk {
+                        data,
+                        last: remaining == 0,
+                    });
+                }
                 State::Line { len } => {
                     let lf = memchr(b'\n', available);
                     let chunk = lf.map_or(available.len(), |i| i + 1);
@@ -303,6 +384,8 @@ impl Framer {
                     if self.tag.is_none() {
                         self.tag = extract_tag(&self.command);
                         self.is_append = is_append(&self.command);
+                        self.mailbox_literal =
+                            self.is_append && append_mailbox_is_literal(&self.command);
                     }
                     let line = &self.command[line_start..];
                     let announced = if literals {
@@ -312,8 +395,17 @@ impl Framer {
                     };
                     let Some(announced) = announced else {
                         let command = std::mem::take(&mut self.command);
+                        let spooled = std::mem::take(&mut self.spooled);
+                        let nul = self.spooled_nul;
                         self.reset_command();
-                        return Some(Frame::Complete(command));
+                        if spooled.is_empty() {
+                            return Some(Frame::Complete(command));
+                        }
+                        return Some(Frame::CompleteSpooled {
+                            command,
+                            spooled,
+                            nul,
+                        });
                     };
                     if let Some(frame) = self.accept_literal(announced, limits) {
                         return Some(frame);
@@ -325,12 +417,15 @@ impl Framer {
 
     /// Whether `extra` more bytes would take a non-APPEND command over its total.
     fn over_command(&self, extra: u64, limits: &Limits) -> bool {
-        let line_bytes = self.command.len() as u64
-            - if self.is_append {
-                self.literal_bytes
+        // An APPEND's literal data (the part of it in `command`: spooled
+        // data is not) does not count towards the command limit.
+        let spooled: u64 = self.spooled.iter().sum();
+        let line_bytes =
+            (self.command.len() as u64 + self.spool_shrink).saturating_sub(if self.is_append {
+                self.literal_bytes - spooled
             } else {
                 0
-            };
+            });
         line_bytes.saturating_add(extra) > limits.command
     }
 
@@ -367,6 +462,24 @@ impl Framer {
         // `size` is Some here: a None size was refused above.
         let size = announced.size.unwrap_or(0);
         self.literal_bytes += size;
+        // Every literal of an APPEND after its mailbox is a message
+        // (flags and date-time are never literals).
+        let is_message = self.is_append && !(self.mailbox_literal && self.literals == 1);
+        if is_message && self.spool_threshold.is_some_and(|t| size > t) {
+            // The announcement (`{n}` or `{n+}`, then CRLF) ends the
+            // command so far; it becomes the marker, the data goes out
+            // as chunks.
+            let before = self.command.len();
+            if let Some(open) = memchr::memrchr(b'{', &self.command) {
+                self.command.truncate(open);
+            }
+            self.command
+                .extend_from_slice(format!("{{~{size}}}").as_bytes());
+            self.spool_shrink += (before as u64).saturating_sub(self.command.len() as u64);
+            self.spooled.push(size);
+            self.state = State::Spool { remaining: size };
+            return (!announced.non_sync).then_some(Frame::ContinuationNeeded(size));
+        }
         self.state = if size == 0 {
             State::Line { len: 0 }
         } else {
@@ -417,6 +530,15 @@ fn extract_tag(bytes: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     Some(bytes[..end].to_vec())
+}
+
+/// Whether an APPEND's first line gives the mailbox as a literal
+/// (`tag APPEND {n}`), so its first literal is not a message.
+fn append_mailbox_is_literal(line: &[u8]) -> bool {
+    let Some(sp) = memchr(b' ', line) else {
+        return false;
+    };
+    line.get(sp + 8) == Some(&b'{')
 }
 
 /// Whether the first line names the APPEND command.
@@ -693,6 +815,158 @@ mod tests {
             );
             chunk *= 2;
         }
+    }
+
+    /// Feeds `input` in chunks to a spooling framer; consecutive chunks of
+    /// one literal are merged, so the result must not depend on `chunk`.
+    fn spooled_frames(input: &[u8], chunk: usize, limits: &Limits, threshold: u64) -> Vec<Frame> {
+        let mut framer = Framer::new();
+        framer.set_spool_threshold(Some(threshold));
+        let mut out: Vec<Frame> = Vec::new();
+        for piece in input.chunks(chunk) {
+            framer.enqueue_input(piece);
+            while let Some(frame) = framer.next_frame(limits) {
+                if let Frame::LiteralChunk { data, last } = &frame {
+                    assert!(!data.is_empty());
+                    assert!(
+                        data.len() <= chunk,
+                        "a chunk is bounded by the input at hand"
+                    );
+                    if let Some(Frame::LiteralChunk {
+                        data: merged,
+                        last: false,
+                    }) = out.last_mut()
+                    {
+                        merged.extend_from_slice(data);
+                        if let Some(Frame::LiteralChunk { last: l, .. }) = out.last_mut() {
+                            *l = *last;
+                        }
+                        continue;
+                    }
+                }
+                out.push(frame);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn large_append_literals_are_spooled() {
+        let script: &[u8] =
+            b"a APPEND INBOX (\\Seen) {12}\r\nhello world!\r\nb APPEND x {3}\r\nabc {20+}\r\n01234567890123456789 {5+}\r\nsmall\r\n";
+        let reference = spooled_frames(script, script.len(), &limits(), 10);
+        assert_eq!(
+            reference,
+            vec![
+                Frame::ContinuationNeeded(12),
+                Frame::LiteralChunk {
+                    data: b"hello world!".to_vec(),
+                    last: true
+                },
+                Frame::CompleteSpooled {
+                    command: b"a APPEND INBOX (\\Seen) {~12}\r\n".to_vec(),
+                    spooled: vec![12],
+                    nul: false
+                },
+                Frame::ContinuationNeeded(3),
+                Frame::LiteralChunk {
+                    data: b"01234567890123456789".to_vec(),
+                    last: true
+                },
+                Frame::CompleteSpooled {
+                    command: b"b APPEND x {3}\r\nabc {~20} {5+}\r\nsmall\r\n".to_vec(),
+                    spooled: vec![20],
+                    nul: false
+                },
+            ]
+        );
+        for chunk in 1..=script.len() {
+            assert_eq!(
+                spooled_frames(script, chunk, &limits(), 10),
+                reference,
+                "chunk size {chunk}"
+            );
+        }
+        // Without a threshold nothing changes.
+        assert!(
+            frames(script, 7, &limits())
+                .iter()
+                .all(|f| matches!(f, Frame::Complete(_) | Frame::ContinuationNeeded(_)))
+        );
+    }
+
+    #[test]
+    fn only_append_message_literals_are_spooled() {
+        // The mailbox literal of an APPEND and literals of other commands stay inline.
+        let script: &[u8] = b"a APPEND {12}\r\nINBOX.folder {12+}\r\nmessage-data\r\nb LOGIN {12+}\r\nabcdefghijkl x\r\n";
+        let f = spooled_frames(script, 5, &limits(), 10);
+        assert_eq!(
+            f,
+            vec![
+                Frame::ContinuationNeeded(12),
+                Frame::LiteralChunk {
+                    data: b"message-data".to_vec(),
+                    last: true
+                },
+                Frame::CompleteSpooled {
+                    command: b"a APPEND {12}\r\nINBOX.folder {~12}\r\n".to_vec(),
+                    spooled: vec![12],
+                    nul: false
+                },
+                Frame::Complete(b"b LOGIN {12+}\r\nabcdefghijkl x\r\n".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn spooling_keeps_every_limit() {
+        // APPENDLIMIT counts spooled literals: 600 + 401 > 1000, refused before `+`.
+        let mut script = b"a APPEND INBOX {600+}\r\n".to_vec();
+        script.extend([b'x'; 600]);
+        script.extend(b" {401}\r\n");
+        let f = spooled_frames(&script, 64, &limits(), 10);
+        assert_eq!(
+            f.last(),
+            Some(&Frame::Refused {
+                tag: Some(b"a".to_vec()),
+                reason: Refusal::TooBig,
+                fatal: false
+            })
+        );
+        assert_eq!(f.len(), 2, "{f:?}");
+        // Literal count and line length as without spooling.
+        let script = b"a APPEND INBOX {11+}\r\nhello world {11+}\r\nhello world {11+}\r\nhello world {11+}\r\n";
+        assert!(matches!(
+            spooled_frames(script, 8, &limits(), 10).last(),
+            Some(Frame::Refused {
+                reason: Refusal::TooManyLiterals,
+                fatal: true,
+                ..
+            })
+        ));
+        let mut script = b"a APPEND INBOX {11+}\r\nhello world ".to_vec();
+        script.extend([b'y'; 120]);
+        script.extend(b"\r\nb NOOP\r\n");
+        let f = spooled_frames(&script, 8, &limits(), 10);
+        assert!(matches!(
+            f[1],
+            Frame::Refused {
+                reason: Refusal::LineTooLong,
+                ..
+            }
+        ));
+        assert_eq!(f[2], Frame::Complete(b"b NOOP\r\n".to_vec()));
+        // A NUL in spooled data is reported with the command.
+        let f = spooled_frames(
+            b"a APPEND INBOX {11+}\r\nhello\0world\r\n",
+            4,
+            &limits(),
+            10,
+        );
+        assert!(matches!(
+            f.last(),
+            Some(Frame::CompleteSpooled { nul: true, .. })
+        ));
     }
 
     #[test]

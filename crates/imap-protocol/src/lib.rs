@@ -36,7 +36,7 @@ use std::fmt;
 pub use command::*;
 pub use flow::{Event, Expect, Receiver};
 pub use framing::{Frame, Framer, Limits, Refusal};
-pub use parse::{ParseError, parse_command};
+pub use parse::{ParseError, parse_command, parse_command_spooled};
 pub use response::*;
 
 /// A credential or SASL payload. Its `Debug` output is always redacted, in

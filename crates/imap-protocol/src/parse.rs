@@ -39,6 +39,41 @@ pub struct ParseError {
 
 /// Parses one complete command (as framed, CRLF included).
 pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
+    parse_framed(input, &[], false)
+}
+
+/// Parses a command whose APPEND literals of sizes `spooled` were spooled
+/// by the framer ([`crate::Frame::CompleteSpooled`]): each is the marker
+/// `{~n}` in `input`. The markers must be exactly the framer's (same count,
+/// sizes, order), so a client cannot pass off text as a spooled message;
+/// `nul_in_spooled` says a spooled literal held a NUL (invalid, as inline).
+pub fn parse_command_spooled(
+    input: &[u8],
+    spooled: &[u64],
+    nul_in_spooled: bool,
+) -> Result<Command, ParseError> {
+    parse_framed(input, spooled, nul_in_spooled)
+}
+
+/// The sizes of the spooled messages of a command, in order.
+fn spooled_sizes(body: &CommandBody) -> Vec<u64> {
+    match body {
+        CommandBody::Append { messages, .. } => messages
+            .iter()
+            .filter_map(|m| match m.message {
+                AppendData::Spooled(size) => Some(size),
+                AppendData::Bytes(_) => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse_framed(
+    input: &[u8],
+    spooled: &[u64],
+    nul_in_spooled: bool,
+) -> Result<Command, ParseError> {
     let tag_end = input
         .iter()
         .position(|&b| !is_tag_char(b))
@@ -53,7 +88,7 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
         tag: tag.clone(),
         reason,
     };
-    if memchr::memchr(0, input).is_some() {
+    if nul_in_spooled || memchr::memchr(0, input).is_some() {
         return Err(fail("NUL octet in command"));
     }
     let Some(tag_value) = tag.clone() else {
@@ -93,6 +128,7 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
         }
     };
     match parsed {
+        Some(body) if spooled_sizes(&body) != spooled => Err(fail(syntax_reason(&name))),
         Some(body) => Ok(Command {
             tag: tag_value,
             body,
@@ -461,6 +497,20 @@ fn literal(i: &[u8]) -> R<'_, Vec<u8>> {
     map(take(size), <[u8]>::to_vec).parse(i)
 }
 
+/// `{~n}`: the framer's stand-in for a spooled APPEND literal of `n` octets.
+fn spooled_marker(i: &[u8]) -> R<'_, u64> {
+    delimited(
+        tag("{~"),
+        map_opt(take_while1(|b: u8| b.is_ascii_digit()), |d: &[u8]| {
+            d.iter().try_fold(0u64, |acc, &c| {
+                acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })
+        }),
+        tag("}"),
+    )
+    .parse(i)
+}
+
 /// `string`
 fn string(i: &[u8]) -> R<'_, Vec<u8>> {
     alt((quoted, literal)).parse(i)
@@ -623,7 +673,13 @@ fn append_args(i: &[u8]) -> R<'_, CommandBody> {
         (
             opt(preceded(sp, flag_list)),
             opt(preceded(sp, date_time)),
-            preceded(sp, literal),
+            preceded(
+                sp,
+                alt((
+                    map(literal, AppendData::Bytes),
+                    map(spooled_marker, AppendData::Spooled),
+                )),
+            ),
         ),
         |(flags, date, message)| AppendMessage {
             flags: flags.unwrap_or_default(),

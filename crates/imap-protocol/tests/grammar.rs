@@ -452,7 +452,7 @@ fn append_forms() {
     assert_eq!(flags, vec![Flag::Seen]);
     // 1994-02-07 21:52:25 -0800 = 1994-02-08 05:52:25 UTC.
     assert_eq!(date, Some(760_686_745));
-    assert_eq!(message, b"hello");
+    assert_eq!(message, AppendData::Bytes(b"hello".to_vec()));
     assert_eq!(
         body("a APPEND INBOX {3+}\r\nx\r\n\r\n"),
         CommandBody::Append {
@@ -460,7 +460,7 @@ fn append_forms() {
             messages: vec![AppendMessage {
                 flags: vec![],
                 date: None,
-                message: b"x\r\n".to_vec()
+                message: AppendData::Bytes(b"x\r\n".to_vec())
             }]
         }
     );
@@ -473,7 +473,7 @@ fn append_forms() {
     assert_eq!(messages.len(), 3);
     assert_eq!(messages[0].flags, vec![Flag::Seen]);
     assert!(messages[1].date.is_some() && messages[1].flags.is_empty());
-    assert_eq!(messages[2].message, b"c");
+    assert_eq!(messages[2].message, AppendData::Bytes(b"c".to_vec()));
     bad(b"a APPEND INBOX {1}\r\na (\\Seen)\r\n");
     bad(b"a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1}\r\nx\r\n");
     bad(b"a APPEND INBOX \"hello\"\r\n");
@@ -990,4 +990,147 @@ fn condstore_search_and_status() {
         body("a ENABLE CONDSTORE\r\n"),
         CommandBody::Enable(vec!["CONDSTORE".into()])
     );
+}
+
+// ------------------------------------------------------------ spooled APPEND
+
+/// The framer's `{~n}` markers parse as spooled messages only when the
+/// framer says so, with the same count and sizes; typed by a client, they
+/// are a syntax error.
+#[test]
+fn spooled_append_markers() {
+    let spooled = |s: &[u8], sizes: &[u64]| parse_command_spooled(s, sizes, false);
+    let command = spooled(
+        b"a APPEND INBOX (\\Seen) {~300000} {3}\r\nabc \"01-Jan-2024 00:00:00 +0000\" {~7}\r\n",
+        &[300_000, 7],
+    )
+    .unwrap();
+    let CommandBody::Append { messages, .. } = command.body else {
+        panic!()
+    };
+    assert_eq!(
+        messages
+            .iter()
+            .map(|m| m.message.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            AppendData::Spooled(300_000),
+            AppendData::Bytes(b"abc".to_vec()),
+            AppendData::Spooled(7)
+        ]
+    );
+    assert!(messages[2].date.is_some());
+    for (input, sizes) in [
+        (&b"a APPEND INBOX {~5}\r\n"[..], &[][..]),
+        (b"a APPEND INBOX {~5}\r\n", &[6]),
+        (b"a APPEND INBOX {~5} {~5}\r\n", &[5]),
+        (b"a APPEND INBOX {~5}\r\n", &[5, 5]),
+        (b"a APPEND {~5} {~5}\r\n", &[5, 5]),
+        (b"a APPEND INBOX {~}\r\n", &[5]),
+        (b"a APPEND INBOX {~99999999999999999999999}\r\n", &[5]),
+        (b"a LOGIN {~5} x\r\n", &[5]),
+    ] {
+        let error = spooled(input, sizes).unwrap_err();
+        assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("a"), "{input:?}");
+    }
+    assert_eq!(
+        bad(b"a APPEND INBOX {~5}\r\n").reason,
+        "Invalid APPEND arguments"
+    );
+    assert_eq!(
+        parse_command_spooled(b"a APPEND INBOX {~5}\r\n", &[5], true)
+            .unwrap_err()
+            .reason,
+        "NUL octet in command"
+    );
+}
+
+/// Events of a spooling receiver with the spooled chunks put back into
+/// the commands: must equal the events of a receiver that does not spool.
+fn events_respooled(script: &[u8], chunk: usize, limits: &Limits, threshold: u64) -> Vec<Event> {
+    let mut receiver = Receiver::new();
+    receiver.set_spool_threshold(Some(threshold));
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut literals: std::collections::VecDeque<Vec<u8>> = Default::default();
+    for piece in script.chunks(chunk) {
+        receiver.enqueue_input(piece);
+        while let Some(mut event) = receiver.next_event(limits) {
+            match &mut event {
+                Event::LiteralChunk { data, last } => {
+                    assert!(!data.is_empty() && data.len() <= chunk);
+                    current.extend_from_slice(data);
+                    if *last {
+                        literals.push_back(std::mem::take(&mut current));
+                    }
+                    continue;
+                }
+                Event::Command(Command {
+                    body: CommandBody::Append { messages, .. },
+                    ..
+                }) => {
+                    for m in messages {
+                        if let AppendData::Spooled(size) = m.message {
+                            let data = literals.pop_front().unwrap();
+                            assert_eq!(data.len() as u64, size);
+                            assert!(size > threshold);
+                            m.message = AppendData::Bytes(data);
+                        }
+                    }
+                    assert!(
+                        literals.is_empty(),
+                        "every spooled literal is in the command"
+                    );
+                }
+                _ => {}
+            }
+            // A command's spooled literals end with it (also when it fails).
+            if !matches!(event, Event::ContinuationNeeded) {
+                literals.clear();
+                assert!(current.is_empty());
+            }
+            if matches!(&event, Event::Command(c) if c.body == CommandBody::Idle) {
+                receiver.expect(Expect::IdleDone);
+            }
+            out.push(event);
+        }
+    }
+    out
+}
+
+/// Pieces of APPEND commands with literals on either side of the threshold.
+fn append_piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(b"a1 APPEND INBOX ".to_vec()),
+        Just(b"a2 APPEND {12}\r\nINBOX.folder ".to_vec()),
+        Just(b"(\\Seen) \" 1-Jan-2024 00:00:00 +0000\" ".to_vec()),
+        Just(b"{20}\r\n0123456789\r\n{~5}\0\r\n89".to_vec()),
+        Just(b"{25+}\r\n0123456789012345678901234".to_vec()),
+        Just(b"{3}\r\nabc".to_vec()),
+        Just(b"{~20}".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"a3 NOOP\r\n".to_vec()),
+        Just(b"{3000}\r\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..12),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Spooling changes where literal octets go, nothing else: the same
+    /// commands, refusals and errors in any chunking.
+    #[test]
+    fn spooling_is_transparent(
+        pieces in proptest::collection::vec(proptest::prop_oneof![append_piece(), command_piece()], 0..60),
+        chunk in 1usize..64,
+    ) {
+        let limits = Limits { line: 256, command: 1024, append: 2048, literals: 4 };
+        let script = pieces.concat();
+        let plain = events(&script, script.len().max(1), &limits);
+        proptest::prop_assert_eq!(&events_respooled(&script, chunk, &limits, 10), &plain);
+        proptest::prop_assert_eq!(&events_respooled(&script, script.len().max(1), &limits, 10), &plain);
+    }
 }

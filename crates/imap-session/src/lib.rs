@@ -30,6 +30,11 @@
 //! close). Flush `out` after every call: a `+` continuation request must
 //! reach the client before it sends the literal. While [`ImapSession::idling`]
 //! is true, call [`ImapSession::wakeup`] about once a second (IDLE push).
+//!
+//! APPEND literals over [`APPEND_SPOOL_THRESHOLD`] are streamed into a
+//! [`mail_store::AppendSpool`] as they arrive (one `process` call per read),
+//! never held whole in memory; dropping the session mid-literal drops the
+//! spool, which removes what it wrote.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![warn(missing_docs)]
@@ -53,7 +58,7 @@ use imap_protocol::{
     Code, Command, Continuation, Event, Expect, Limits, Receiver, Refusal, Response, Status,
     StatusKind, Tag,
 };
-use mail_store::MailStore;
+use mail_store::{AccountStore, AppendSpool, MailStore, StoreError};
 
 use crate::commands::FolderOp;
 use crate::state::{State, Transition};
@@ -115,6 +120,40 @@ pub const PRE_AUTH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const POST_AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How often the driver should call [`ImapSession::wakeup`] during IDLE.
 pub const IDLE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// APPEND literals larger than this (256 KiB) are not held in memory: their
+/// octets go to an [`mail_store::AppendSpool`] (Maildir: a file in `tmp/`)
+/// as they arrive, read by read. Smaller ones stay in the command buffer.
+/// APPEND is refused before login, so only a logged-in user can spool.
+pub const APPEND_SPOOL_THRESHOLD: u64 = 256 * 1024;
+
+/// The spools of the APPEND command being received.
+struct Spools<A: AccountStore> {
+    /// Literals received whole, in order.
+    done: Vec<A::Spool>,
+    /// The literal arriving now.
+    current: Option<A::Spool>,
+    /// A spool could not be created or written: the rest of the command's
+    /// spooled data is discarded and the APPEND fails with this error.
+    failed: Option<StoreError>,
+}
+
+impl<A: AccountStore> Default for Spools<A> {
+    fn default() -> Self {
+        Spools {
+            done: Vec::new(),
+            current: None,
+            failed: None,
+        }
+    }
+}
+
+/// The spooled messages of an APPEND, as [`ImapSession::append`] takes them.
+pub(crate) enum SpoolsTaken<Sp> {
+    /// The spools, in order.
+    Ready(Vec<Sp>),
+    /// Receiving failed (disk full…): the APPEND fails with this error.
+    Failed(StoreError),
+}
 
 /// One IMAP connection's session.
 pub struct ImapSession<S: MailStore, A: Authenticator> {
@@ -145,6 +184,8 @@ pub struct ImapSession<S: MailStore, A: Authenticator> {
     /// A CONDSTORE enabling command was seen (RFC 7162 §3.1): untagged
     /// FETCH responses carry UID and MODSEQ from now on.
     condstore: bool,
+    /// Spooled APPEND literals of the command being received.
+    spools: Spools<S::Account>,
 }
 
 /// Where the session stands with COMPRESS=DEFLATE.
@@ -197,12 +238,15 @@ pub(crate) fn emit(response: &Response, out: &mut Vec<u8>) {
 impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
     /// A session for a new connection.
     pub fn new(store: Arc<S>, auth: Arc<A>, config: Arc<ImapConfig>, conn: ConnectionInfo) -> Self {
+        let mut receiver = Receiver::new();
+        receiver.set_spool_threshold(Some(APPEND_SPOOL_THRESHOLD));
         ImapSession {
             store,
             auth,
             config,
             conn,
-            receiver: Receiver::new(),
+            receiver,
+            spools: Spools::default(),
             compression: Compression::Off,
             selected_folder_gone: false,
             last_command: None,
@@ -376,8 +420,17 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     out,
                 );
             }
-            Event::Refused { tag, reason, fatal } => self.refused(tag, reason, fatal, out),
+            Event::LiteralChunk { data, last } => {
+                self.spool_chunk(&data, last).await;
+                return Next::Continue;
+            }
+            Event::Refused { tag, reason, fatal } => {
+                // The command's spooled data (if any) goes with it.
+                self.spools = Spools::default();
+                self.refused(tag, reason, fatal, out);
+            }
             Event::Malformed(error) => {
+                self.spools = Spools::default();
                 tracing::debug!(
                     session = self.conn.session_id,
                     reason = error.reason,
@@ -391,12 +444,63 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             }
             Event::AuthenticateResponse(line) => self.authenticate_step(line, out).await,
             Event::IdleDone(result) => self.idle_done(result, out).await,
-            Event::Command(command) => self.dispatch(command, out).await,
+            Event::Command(command) => {
+                self.dispatch(command, out).await;
+                // Whatever the command did not take is removed now.
+                self.spools = Spools::default();
+            }
         }
         if matches!(self.state, State::Logout) {
             Next::Close
         } else {
             Next::Continue
+        }
+    }
+
+    /// Writes the next octets of a spooled APPEND literal to its spool,
+    /// creating it with the first chunk. After a failure the rest of the
+    /// command's spooled data is read and discarded; the APPEND then fails.
+    async fn spool_chunk(&mut self, data: &[u8], last: bool) {
+        if self.spools.failed.is_none() {
+            let written = match self.spools.current.as_mut() {
+                Some(spool) => spool.write(data).await,
+                None => match self.state.login() {
+                    Some(login) => match login.store.create_spool().await {
+                        Ok(mut spool) => {
+                            let written = spool.write(data).await;
+                            self.spools.current = Some(spool);
+                            written
+                        }
+                        Err(err) => Err(err),
+                    },
+                    // Unreachable in practice: APPEND literals are refused
+                    // before login (the APPEND limit is 0 there).
+                    None => Err(StoreError::new(
+                        mail_store::StoreErrorKind::NotPossible,
+                        "APPEND data before login",
+                    )),
+                },
+            };
+            if let Err(err) = written {
+                tracing::warn!(session = self.conn.session_id, error = %err, "cannot spool APPEND data");
+                // Dropping the spools removes what they wrote.
+                self.spools = Spools {
+                    failed: Some(err),
+                    ..Spools::default()
+                };
+            }
+        }
+        if last && let Some(spool) = self.spools.current.take() {
+            self.spools.done.push(spool);
+        }
+    }
+
+    /// The spooled messages of the APPEND being handled.
+    pub(crate) fn take_spools(&mut self) -> SpoolsTaken<<S::Account as AccountStore>::Spool> {
+        let spools = std::mem::take(&mut self.spools);
+        match spools.failed {
+            Some(err) => SpoolsTaken::Failed(err),
+            None => SpoolsTaken::Ready(spools.done),
         }
     }
 

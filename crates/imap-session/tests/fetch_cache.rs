@@ -81,6 +81,22 @@ impl MailStore for Counting {
 
 impl AccountStore for CountingAccount {
     type Mailbox = CountingMailbox;
+    type Spool = <MemoryAccount as AccountStore>::Spool;
+
+    async fn create_spool(&self) -> StoreResult<Self::Spool> {
+        self.inner.create_spool().await
+    }
+    async fn append_spool(
+        &self,
+        name: &FolderName,
+        spool: Self::Spool,
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> StoreResult<AppendOutcome> {
+        self.inner
+            .append_spool(name, spool, flags, internal_date)
+            .await
+    }
 
     async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
         self.inner.list_folders().await

@@ -71,11 +71,35 @@ pub trait MailStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Self::Account>> + Send;
 }
 
+/// A message being received for APPEND, kept outside memory where the
+/// backend can (Maildir: a file in the account's `tmp/`), so a large literal
+/// is never held whole in RAM. Created by [`AccountStore::create_spool`],
+/// filled with [`AppendSpool::write`] as the literal arrives, and made a
+/// message by [`AccountStore::append_spool`]. Dropping a spool that was not
+/// appended removes whatever it wrote (a client that disconnects mid-APPEND
+/// leaves nothing behind).
+pub trait AppendSpool: Send + Sync + 'static {
+    /// Adds the next bytes of the message. On error the spool is unusable
+    /// and should be dropped.
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Octets written so far.
+    fn len(&self) -> u64;
+
+    /// Whether nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One account's folders (Dovecot's mailbox-list): hierarchy, subscriptions,
 /// opening a folder.
 pub trait AccountStore: Send + Sync + 'static {
     /// A folder opened for reading and changing messages.
     type Mailbox: Mailbox;
+
+    /// A message being received for APPEND (see [`AppendSpool`]).
+    type Spool: AppendSpool;
 
     /// All folders of the account, INBOX first.
     fn list_folders(&self) -> impl Future<Output = StoreResult<Vec<FolderInfo>>> + Send;
@@ -95,6 +119,21 @@ pub trait AccountStore: Send + Sync + 'static {
         &self,
         name: &FolderName,
         message: &[u8],
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send;
+
+    /// Starts receiving a message for [`AccountStore::append_spool`].
+    fn create_spool(&self) -> impl Future<Output = StoreResult<Self::Spool>> + Send;
+
+    /// Appends the message written to `spool` to a folder, exactly as
+    /// [`AccountStore::append`] would append its bytes (quota checked, all
+    /// or nothing: on error nothing becomes visible and the spool's data is
+    /// removed).
+    fn append_spool(
+        &self,
+        name: &FolderName,
+        spool: Self::Spool,
         flags: &Flags,
         internal_date: Option<i64>,
     ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send;

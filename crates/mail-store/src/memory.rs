@@ -27,7 +27,8 @@
 //! Test helpers: [`MemoryStore::deliver`] seeds a message as an MTA would,
 //! [`MemoryStore::deliver_with_uidl`] also records a POP3 UIDL carried over
 //! from a previous server, and [`MemoryStore::set_subscribed`] sets a
-//! subscription.
+//! subscription; [`MemoryStore::set_spool_capacity`] makes APPEND spools
+//! fail as on a full disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -35,10 +36,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{
-    AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeSignal, ChangeWatcher,
-    ConditionalStore, CopyOutcome, FlagOp, Flags, FolderInfo, FolderName, HIERARCHY_SEPARATOR,
-    MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock, MessageMeta, Quota, QuotaUsage,
-    SpecialUseNames, StoreError, StoreErrorKind, StoreResult, Uid, UidValidity,
+    AccountLocation, AccountStore, AppendOutcome, AppendSpool, CachedField, ChangeSignal,
+    ChangeWatcher, ConditionalStore, CopyOutcome, FlagOp, Flags, FolderInfo, FolderName,
+    HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxChange, MailboxStatus, MaildropLock,
+    MessageMeta, Quota, QuotaUsage, SpecialUseNames, StoreError, StoreErrorKind, StoreResult, Uid,
+    UidValidity,
 };
 
 /// The first UIDVALIDITY handed out; later folders count up from here, so
@@ -62,6 +64,9 @@ struct StoreState {
     sessions_opened: u64,
     /// Special-use folders created in new accounts, and their aliases.
     special_use: Option<SpecialUseNames>,
+    /// Test helper: octets an APPEND spool may hold before its writes fail
+    /// as a full disk would ([`MemoryStore::set_spool_capacity`]).
+    spool_capacity: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -295,6 +300,13 @@ impl MemoryStore {
         self
     }
 
+    /// Test helper: APPEND spools created from now on fail their writes
+    /// (`Temporary`, as on a full disk) once they would hold more than
+    /// `capacity` octets; `None` lifts the limit.
+    pub fn set_spool_capacity(&self, capacity: Option<u64>) {
+        self.lock().spool_capacity = capacity;
+    }
+
     fn lock(&self) -> MutexGuard<'_, StoreState> {
         lock(&self.shared)
     }
@@ -428,8 +440,54 @@ impl Drop for MemoryMaildropGuard {
     }
 }
 
+/// An APPEND spool of the memory backend: a `Vec` (memory is where this
+/// backend keeps everything).
+#[derive(Debug)]
+pub struct MemorySpool {
+    data: Vec<u8>,
+    /// Simulated disk size ([`MemoryStore::set_spool_capacity`]).
+    capacity: Option<u64>,
+}
+
+impl AppendSpool for MemorySpool {
+    async fn write(&mut self, data: &[u8]) -> StoreResult<()> {
+        if let Some(capacity) = self.capacity
+            && self.data.len() as u64 + data.len() as u64 > capacity
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::Temporary,
+                "APPEND spool: no space left on device (simulated)",
+            ));
+        }
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
 impl AccountStore for MemoryAccount {
     type Mailbox = MemoryMailbox;
+    type Spool = MemorySpool;
+
+    async fn create_spool(&self) -> StoreResult<MemorySpool> {
+        Ok(MemorySpool {
+            data: Vec::new(),
+            capacity: lock(&self.shared).spool_capacity,
+        })
+    }
+
+    async fn append_spool(
+        &self,
+        name: &FolderName,
+        spool: MemorySpool,
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> StoreResult<AppendOutcome> {
+        self.append(name, &spool.data, flags, internal_date).await
+    }
 
     async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
         let mut state = lock(&self.shared);

@@ -9,6 +9,8 @@
 //! A message is written to `tmp/<unique>` (created exclusively, mode 0600),
 //! fsynced, its mtime set to the internal date, and only then renamed into
 //! `cur/` by the caller, so a crash never leaves a partial message visible.
+//! A streamed APPEND ([`create_tmp`], `MaildirSpool`) fills its `tmp/` file
+//! as the literal arrives, then takes the same path into `cur/`.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -127,6 +129,28 @@ pub fn write_tmp(folder: &Path, message: &[u8], internal_date: i64) -> StoreResu
             &e,
         )),
     }
+}
+
+/// Creates an empty `<folder>/tmp/<unique>` (exclusively, mode 0600) to be
+/// filled bit by bit (a streamed APPEND); the file is removed when the
+/// returned [`TmpMessage`] is dropped before it is moved. `size` starts at 0:
+/// the writer keeps it up to date.
+pub fn create_tmp(folder: &Path) -> StoreResult<(TmpMessage, fs::File)> {
+    let unique = unique_name();
+    let path = folder.join("tmp").join(&unique);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(format_args!("creating {}", path.display()), &e))?;
+    let tmp = TmpMessage {
+        path,
+        unique,
+        size: 0,
+        moved: false,
+    };
+    Ok((tmp, file))
 }
 
 /// Seconds since the epoch as a `SystemTime` (dates before 1970 allowed).

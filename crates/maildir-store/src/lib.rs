@@ -16,6 +16,8 @@
 //! - [`account`]: subscriptions, delete / rename, special-use folders and
 //!   aliases, STATUS, quota usage, the POP3 maildrop lock;
 //! - `transfer`: COPY (hard links) and MOVE (atomic renames);
+//! - [`spool`]: streamed APPEND, a large literal written to `tmp/` as it
+//!   arrives instead of being held in memory;
 //! - [`index`]: `coffre-index`, per-folder mod-sequences (CONDSTORE) and
 //!   the internal date and size of each message, so a cold open `stat`s
 //!   nothing it indexed;
@@ -49,6 +51,7 @@ pub mod flags;
 mod folder;
 pub mod index;
 pub mod layout;
+pub mod spool;
 mod transfer;
 pub mod uidlist;
 pub mod watch;
@@ -214,6 +217,41 @@ impl MaildirAccount {
 
 impl AccountStore for MaildirAccount {
     type Mailbox = MaildirMailbox;
+    type Spool = spool::MaildirSpool;
+
+    async fn create_spool(&self) -> StoreResult<spool::MaildirSpool> {
+        let root = Arc::clone(&self.root);
+        let (tmp, file) = blocking(move || delivery::create_tmp(&root)).await?;
+        Ok(spool::MaildirSpool::new(tmp, file))
+    }
+
+    async fn append_spool(
+        &self,
+        name: &FolderName,
+        spool: spool::MaildirSpool,
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> StoreResult<AppendOutcome> {
+        let date = internal_date.unwrap_or_else(|| delivery::epoch_secs(SystemTime::now()));
+        // On any error below, dropping the spool's `tmp/` file removes it.
+        let tmp = spool.finish(date).await?;
+        let name_owned = name.clone();
+        let flags = flags.clone();
+        let quota = self.quota;
+        let (uid_validity, uid) = self
+            .with_root(move |root, special, timeout| {
+                let name = account::resolve(root, special, &name_owned);
+                let dir = Self::existing_folder_dir(root, &name)?;
+                if quota != Quota::UNLIMITED {
+                    quota.check(account::usage(root)?, tmp.size, 1)?;
+                }
+                let _lock = folder::lock_folder(&dir, timeout)?;
+                folder::deliver_locked(&dir, root, tmp, &flags, timeout)
+            })
+            .await?;
+        tracing::debug!(folder = %name, %uid, "appended from spool");
+        Ok(AppendOutcome { uid_validity, uid })
+    }
 
     async fn list_folders(&self) -> StoreResult<Vec<FolderInfo>> {
         self.with_root(|root, special, _| {

@@ -110,6 +110,21 @@ impl MailStore for FaultyStore {
 
 impl AccountStore for FaultyAccount {
     type Mailbox = FaultyMailbox;
+    type Spool = <MemoryAccount as AccountStore>::Spool;
+
+    fn create_spool(&self) -> impl Future<Output = StoreResult<Self::Spool>> + Send {
+        self.inner.create_spool()
+    }
+
+    fn append_spool(
+        &self,
+        name: &FolderName,
+        spool: Self::Spool,
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> impl Future<Output = StoreResult<AppendOutcome>> + Send {
+        self.inner.append_spool(name, spool, flags, internal_date)
+    }
 
     fn list_folders(&self) -> impl Future<Output = StoreResult<Vec<FolderInfo>>> + Send {
         self.inner.list_folders()

@@ -5,18 +5,26 @@
 
 use account_auth::Authenticator;
 use imap_protocol::{
-    AppendMessage, Code, Data, Flag, ListAttribute, ListReturn, ListSelect, MailboxArg, Response,
-    Status, StatusItem, StatusKind, StatusValue,
+    AppendData, AppendMessage, Code, Data, Flag, ListAttribute, ListReturn, ListSelect, MailboxArg,
+    Response, Status, StatusItem, StatusKind, StatusValue,
 };
 use mail_store::{
-    AccountStore, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox, MailboxStatus,
-    SpecialUse, Uid,
+    AccountStore, AppendSpool, FolderInfo, FolderName, HIERARCHY_SEPARATOR, MailStore, Mailbox,
+    MailboxStatus, SpecialUse, Uid,
 };
 
 use crate::convert::{flags_in, folder_name, store_error, wire_name};
 use crate::selected::SelectedView;
 use crate::state::{State, Transition};
-use crate::{Done, ImapSession, emit};
+use crate::{Done, ImapSession, SpoolsTaken, emit};
+
+/// One message of an APPEND, ready for the store.
+enum Payload<'a, Sp> {
+    /// Received in the command.
+    Bytes(&'a [u8]),
+    /// Received into a spool (a literal over the spool threshold).
+    Spool(Sp),
+}
 
 /// The flags every folder supports.
 fn system_flags() -> Vec<Flag> {
@@ -368,11 +376,25 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
 
     /// APPEND and MULTIAPPEND (RFC 3502): all messages or none. Messages
     /// are appended one by one; if one fails, those already appended are
-    /// expunged again before the NO.
+    /// expunged again before the NO. Large messages arrive in spools
+    /// (`APPEND_SPOOL_THRESHOLD`), taken here in order.
     pub(crate) async fn append(&mut self, arg: &MailboxArg, messages: &[AppendMessage]) -> Done {
+        let spools = self.take_spools();
         let name = match folder_name(arg) {
             Ok(name) => name,
             Err(text) => return Done::no(Some(Code::Cannot), text),
+        };
+        let mut spools = match spools {
+            SpoolsTaken::Ready(spools) => spools.into_iter(),
+            SpoolsTaken::Failed(err) => {
+                let (code, text) = store_error(&err);
+                let text = if err.kind == mail_store::StoreErrorKind::Temporary {
+                    "Message not stored: the server could not write it (disk full?), try again"
+                } else {
+                    text
+                };
+                return Done::no(code, text);
+            }
         };
         let mut prepared = Vec::with_capacity(messages.len());
         for m in messages {
@@ -380,18 +402,35 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 Ok(flags) => flags,
                 Err(text) => return Done::bad(text),
             };
-            if m.message.is_empty() {
-                return Done::no(None, "Empty message");
-            }
-            prepared.push((flags, m.date, m.message.as_slice()));
+            let payload = match &m.message {
+                AppendData::Bytes(bytes) if bytes.is_empty() => {
+                    return Done::no(None, "Empty message");
+                }
+                AppendData::Bytes(bytes) => Payload::Bytes(bytes.as_slice()),
+                AppendData::Spooled(size) => match spools.next() {
+                    Some(spool) if spool.len() == *size => Payload::Spool(spool),
+                    _ => {
+                        tracing::warn!(
+                            session = self.conn.session_id,
+                            "spooled APPEND data does not match the command"
+                        );
+                        return Done::no(Some(Code::ServerBug), "Internal error");
+                    }
+                },
+            };
+            prepared.push((flags, m.date, payload));
         }
         let Some(login) = self.state.login() else {
             return Done::bad("Log in first");
         };
         let mut uids = Vec::with_capacity(prepared.len());
         let mut uid_validity = 0;
-        for (flags, date, message) in prepared {
-            match login.store.append(&name, message, &flags, date).await {
+        for (flags, date, payload) in prepared {
+            let appended = match payload {
+                Payload::Bytes(message) => login.store.append(&name, message, &flags, date).await,
+                Payload::Spool(spool) => login.store.append_spool(&name, spool, &flags, date).await,
+            };
+            match appended {
                 Ok(outcome) => {
                     uid_validity = outcome.uid_validity.0;
                     uids.push(outcome.uid);
