@@ -15,7 +15,7 @@
 //!   thread reads the events and bumps the folder's signal (once per batch
 //!   of events), so watchers wake at once.
 //! - **Polling**, the fallback: the watcher also checks the folder's
-//!   [`Stamp`] — four `stat` calls: `cur/`, `new/`, the UID list and the
+//!   stamp (`folder::Stamp`) — four `stat` calls: `cur/`, `new/`, the UID list and the
 //!   keyword table — every poll interval (default
 //!   [`DEFAULT_WATCH_INTERVAL`], set with `MaildirStore::with_watch_interval`)
 //!   and wakes when it differs from the stamp of the mailbox's last sync.

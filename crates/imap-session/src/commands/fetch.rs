@@ -1,5 +1,5 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2): UID, FLAGS,
-//! INTERNALDATE, RFC822.SIZE, BODY[section]<partial>, BODY.PEEK, RFC822,
+//! INTERNALDATE, RFC822.SIZE, `BODY[section]<partial>`, BODY.PEEK, RFC822,
 //! RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODY, BODYSTRUCTURE. Sections
 //! (part numbers, HEADER, HEADER.FIELDS(.NOT), TEXT, MIME) are cut from the
 //! raw message by [`crate::mime`], which is also what builds ENVELOPE and

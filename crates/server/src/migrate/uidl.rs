@@ -38,7 +38,7 @@ pub fn valid_uidl(s: &str) -> bool {
 
 /// The value of the first `X-UIDL:` header of a message's header section
 /// (`None` if it has none), unfolded and trimmed. Only the first
-/// [`MAX_HEADER_BYTES`] are read.
+/// `MAX_HEADER_BYTES` are read.
 pub fn x_uidl_of(message: &[u8]) -> Option<String> {
     let mut value: Option<String> = None;
     for raw in message.split(|&b| b == b'\n') {
