@@ -703,7 +703,6 @@ async fn abuse_path_traversal_names() {
 /// A wrong-password flood from 127.0.0.1 over many parallel connections for
 /// 15 s while the real user logs in from 127.0.0.2 (known-good beforehand).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: RSS no longer grows with each login (fixed hash threads) but plateaus about +137 MiB over baseline, not within +64 MiB: glibc keeps argon2 19 MiB blocks in the hash threads arenas; fix: reuse one argon2 block buffer per hash thread"]
 async fn abuse_wrong_password_flood() {
     let (server, base) = start().await;
     // The owner's address becomes known-good.
@@ -850,7 +849,6 @@ async fn abuse_wrong_password_flood() {
 /// ClientHello) from 127.0.0.1 while normal clients from 127.0.0.2 and
 /// 127.0.0.1 are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: RSS no longer grows with each login (fixed hash threads) but plateaus about +137 MiB over baseline, not within +64 MiB: glibc keeps argon2 19 MiB blocks in the hash threads arenas; fix: reuse one argon2 block buffer per hash thread"]
 async fn abuse_slowloris() {
     let (server, base) = start().await;
     let before = rss_kib(server.pid());
@@ -1041,7 +1039,6 @@ async fn abuse_pop3_huge_arguments() {
 /// plateau (password hashing buffers are reused or returned), not grow with
 /// the number of logins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: RSS no longer grows with each login (fixed hash threads) but plateaus about +137 MiB over baseline, not within +64 MiB: glibc keeps argon2 19 MiB blocks in the hash threads arenas; fix: reuse one argon2 block buffer per hash thread"]
 async fn abuse_login_churn_memory_plateaus() {
     let (server, base) = start().await;
     let mut samples = Vec::new();

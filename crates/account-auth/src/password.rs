@@ -25,12 +25,30 @@
 //! Stored hashes come from a database an attacker might write to, so their
 //! cost parameters are bounded ([`MAX_ARGON2_M_COST_KIB`] and friends): a hash
 //! beyond them is refused instead of tying up a pool slot for minutes.
+//!
+//! ## Argon2 memory
+//!
+//! One argon2 run needs `m` KiB of blocks (19 MiB by default). Allocating them
+//! afresh for every login left glibc holding the freed blocks in each hashing
+//! thread's arena (issue #7: RSS plateaued ~+137 MiB after a few logins). A
+//! thread that hashes all day (the [`HashPool`](crate::pool::HashPool)
+//! threads) calls [`keep_argon2_memory_on_this_thread`] once and then owns one
+//! block buffer, reused by every hash and verification on it. The buffer
+//! grows only as far as the larger of the configured (`target`) memory cost
+//! and the default one; a stored hash asking for more (up to
+//! [`MAX_ARGON2_M_COST_KIB`], beyond which it is refused) is computed in a
+//! one-off buffer freed at once (glibc serves such sizes, ≥ 32 MiB, with
+//! their own mapping and returns it to the system on free), so a hostile or
+//! old hash cannot pin a huge buffer for good. The kept buffer is zeroed
+//! after each use, so no password-derived state outlives the computation.
+//! On any other thread the buffer is freed after each use.
 
+use std::cell::RefCell;
 use std::fmt;
 
-use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::password_hash::{PasswordVerifier, try_generate_salt};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use md5::Md5;
@@ -115,16 +133,136 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// The block buffer a hashing thread keeps between runs (see the module
+/// notes), and whether this thread keeps one at all.
+struct Scratch {
+    keep: bool,
+    blocks: Vec<Block>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch { keep: false, blocks: Vec::new() })
+    };
+}
+
+/// Makes this thread keep one argon2 block buffer between hashes instead of
+/// allocating one per hash. For threads that do nothing but hash (the
+/// [`HashPool`](crate::pool::HashPool) threads); the buffer lives as long as
+/// the thread.
+pub fn keep_argon2_memory_on_this_thread() {
+    SCRATCH.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.keep = true;
+        }
+    });
+}
+
+/// Bytes of argon2 block buffer this thread keeps right now.
+pub fn argon2_memory_kept_on_this_thread() -> usize {
+    SCRATCH.with(|s| {
+        s.try_borrow()
+            .map_or(0, |s| s.blocks.capacity() * Block::SIZE)
+    })
+}
+
+/// A zeroed buffer of `count` blocks, or `None` if memory is short.
+fn fresh_blocks(count: usize) -> Option<Vec<Block>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(count).ok()?;
+    v.resize(count, Block::new());
+    Some(v)
+}
+
+/// Runs `hasher` over the argon2 memory it needs: this thread's kept buffer
+/// when it keeps one and `hasher` needs no more than `keep_kib` KiB, else a
+/// buffer of its own freed on return.
+fn with_argon2_memory<R>(
+    hasher: &Argon2<'_>,
+    keep_kib: u32,
+    run: impl FnOnce(&mut [Block]) -> argon2::Result<R>,
+) -> argon2::Result<R> {
+    let count = hasher.params().block_count();
+    let keepable = hasher.params().m_cost() <= keep_kib;
+    let mut run = Some(run);
+    let kept = SCRATCH.with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return None;
+        };
+        if !s.keep || !keepable {
+            return None;
+        }
+        if s.blocks.len() < count {
+            let more = count - s.blocks.len();
+            if s.blocks.try_reserve_exact(more).is_err() {
+                return Some(Err(argon2::Error::OutOfMemory));
+            }
+            s.blocks.resize(count, Block::new());
+        }
+        let run = run.take()?;
+        let used = s.blocks.get_mut(..count)?;
+        let r = run(used);
+        used.fill(Block::new());
+        Some(r)
+    });
+    match (kept, run) {
+        (Some(r), _) => r,
+        (None, Some(run)) => {
+            let mut blocks = fresh_blocks(count).ok_or(argon2::Error::OutOfMemory)?;
+            run(&mut blocks)
+        }
+        // `run` was taken, so the kept buffer produced an answer.
+        (None, None) => Err(argon2::Error::OutOfMemory),
+    }
+}
+
+/// The argon2 output of `pw` under `salt` with `hasher`'s parameters, as a PHC
+/// string.
+fn argon2_phc(
+    hasher: &Argon2<'_>,
+    algorithm: Algorithm,
+    version: Version,
+    pw: &[u8],
+    salt: &[u8],
+    keep_kib: u32,
+) -> Result<String, PasswordError> {
+    let err = |e: &dyn fmt::Display| PasswordError::Hash(e.to_string());
+    let salt = Salt::new(salt).map_err(|e| err(&e))?;
+    let len = hasher
+        .params()
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer
+        .get_mut(..len)
+        .ok_or_else(|| err(&"output too long"))?;
+    with_argon2_memory(hasher, keep_kib, |blocks| {
+        hasher.hash_password_into_with_memory(pw, &salt, out, blocks)
+    })
+    .map_err(|e| err(&e))?;
+    let hash = PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(hasher.params()).map_err(|e| err(&e))?,
+        salt: Some(salt),
+        hash: Some(Output::new(out).map_err(|e| err(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
 /// Hashes a password as an argon2id PHC string with a fresh 16-byte salt.
 pub fn hash_password(password: &Secret, params: &Argon2Params) -> Result<String, PasswordError> {
     params.validate()?;
     let salt = try_generate_salt().map_err(|e| PasswordError::Random(e.to_string()))?;
     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.to_argon2()?);
-    use argon2::password_hash::PasswordHasher as _;
-    hasher
-        .hash_password_with_salt(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    argon2_phc(
+        &hasher,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        password.expose().as_bytes(),
+        &salt,
+        keep_limit_kib(params),
+    )
 }
 
 /// An argon2id hash of a fixed password under a fixed salt with `params`.
@@ -134,11 +272,22 @@ pub fn hash_password(password: &Secret, params: &Argon2Params) -> Result<String,
 pub fn dummy_hash(params: &Argon2Params) -> Result<String, PasswordError> {
     params.validate()?;
     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.to_argon2()?);
-    use argon2::password_hash::PasswordHasher as _;
-    hasher
-        .hash_password_with_salt(b"coffre: no such account", b"coffre-dummy-salt")
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    argon2_phc(
+        &hasher,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        b"coffre: no such account",
+        b"coffre-dummy-salt",
+        keep_limit_kib(params),
+    )
+}
+
+/// The largest memory cost a kept buffer grows to for `target`.
+fn keep_limit_kib(target: &Argon2Params) -> u32 {
+    target
+        .m_cost_kib
+        .max(Argon2Params::default().m_cost_kib)
+        .min(MAX_ARGON2_M_COST_KIB)
 }
 
 /// The scheme of a stored hash.
@@ -409,11 +558,29 @@ fn verify_argon2(pw: &[u8], phc: &str, target: &Argon2Params) -> Checked {
     {
         return Err(HashProblem::TooCostly);
     }
-    let ok = match Argon2::default().verify_password(pw, &hash) {
-        Ok(()) => true,
-        Err(argon2::password_hash::Error::PasswordInvalid) => false,
-        Err(_) => return Err(HashProblem::Malformed),
+    let algorithm =
+        Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| HashProblem::Malformed)?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|_| HashProblem::Malformed)?
+        .unwrap_or_default();
+    // As argon2's own verifier: a PHC string without salt or output matches
+    // no password.
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Ok((false, true));
     };
+    let hasher = Argon2::new(algorithm, version, params.clone());
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer
+        .get_mut(..expected.len())
+        .ok_or(HashProblem::Malformed)?;
+    with_argon2_memory(&hasher, keep_limit_kib(target), |blocks| {
+        hasher.hash_password_into_with_memory(pw, salt, out, blocks)
+    })
+    .map_err(|_| HashProblem::Malformed)?;
+    let ok = bool::from(out.ct_eq(expected.as_bytes()));
     let current = hash.algorithm.as_str() == "argon2id"
         && hash.version == Some(0x13)
         && params.m_cost() == target.m_cost_kib

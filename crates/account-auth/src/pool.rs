@@ -13,7 +13,9 @@
 //! after the first free), so 19 MiB verifications spread over a changing set
 //! of blocking-pool threads left ~19 MiB behind per thread, for good — the
 //! abuse suite saw +230 MiB after 30 logins. N fixed threads bound that to N
-//! arenas.
+//! arenas. Each thread also keeps one argon2 block buffer for all its jobs
+//! (see [`crate::password`]), so a login allocates nothing big at all: the
+//! pool holds at most N × the configured memory cost, for good, and no more.
 
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ impl HashPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("coffre-hash-{i}"))
                 .spawn(move || {
+                    // One argon2 block buffer per thread, reused by every job.
+                    crate::password::keep_argon2_memory_on_this_thread();
                     loop {
                         let job = match queue.lock() {
                             Ok(q) => q.recv(),
@@ -174,6 +178,63 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("slot not released after the job finished");
+    }
+
+    #[tokio::test]
+    async fn pool_threads_reuse_one_bounded_argon2_buffer() {
+        use crate::Secret;
+        use crate::password::{
+            Argon2Params, argon2_memory_kept_on_this_thread, hash_password, verify_with,
+        };
+        let target = Argon2Params {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let pool = HashPool::new(1);
+        let pw = Secret::new("hunter2".to_string());
+        let small = pool
+            .run({
+                let pw = pw.clone();
+                move || hash_password(&pw, &target).unwrap()
+            })
+            .await
+            .unwrap();
+        // Bigger than the configured cost but within the default one: kept.
+        let default_cost = Argon2Params {
+            m_cost_kib: 1024,
+            ..target
+        };
+        let medium = hash_password(&pw, &default_cost).unwrap();
+        // Above what a kept buffer may grow to: computed in a one-off buffer.
+        let big_cost = Argon2Params {
+            m_cost_kib: Argon2Params::default().m_cost_kib + 1024,
+            ..target
+        };
+        let big = hash_password(&pw, &big_cost).unwrap();
+        assert_eq!(argon2_memory_kept_on_this_thread(), 0, "not a pool thread");
+        let kept = pool
+            .run(move || {
+                let mut kept = Vec::new();
+                for h in [&small, &medium, &small, &big] {
+                    let v = verify_with(&pw, h, &target);
+                    assert!(v.ok && v.problem.is_none(), "{h}: {v:?}");
+                    let wrong = verify_with(&Secret::new("nope".to_string()), h, &target);
+                    assert!(!wrong.ok && wrong.problem.is_none(), "{h}: {wrong:?}");
+                    kept.push(argon2_memory_kept_on_this_thread());
+                }
+                kept
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept[0], 64 * 1024, "sized for the configured cost");
+        assert_eq!(
+            kept[1],
+            1024 * 1024,
+            "grown for a hash within the default cost"
+        );
+        assert_eq!(kept[2], 1024 * 1024, "reused, not shrunk nor reallocated");
+        assert_eq!(kept[3], 1024 * 1024, "a costlier hash does not grow it");
     }
 
     #[test]

@@ -89,6 +89,11 @@ enum Command {
         /// Seconds to wait after setup before measuring memory.
         #[arg(long, default_value_t = 2)]
         settle: u64,
+        /// Sessions set up before a second memory reading; PSS per session
+        /// is measured over the sessions after them (0: over all sessions,
+        /// one-time costs of the first logins included).
+        #[arg(long, default_value_t = 16)]
+        warmup: usize,
     },
     /// Handshake + LOGIN + LOGOUT with W workers for T seconds.
     Login {
@@ -170,6 +175,7 @@ async fn run(cmd: Command) -> anyhow::Result<Option<(Report, bool)>> {
             process_name,
             deliver_to,
             settle,
+            warmup,
         } => {
             let c = common(&target, false)?;
             let args = IdleArgs {
@@ -181,6 +187,7 @@ async fn run(cmd: Command) -> anyhow::Result<Option<(Report, bool)>> {
                 },
                 deliver_to,
                 settle: Duration::from_secs(settle.min(60)),
+                warmup,
             };
             (scenarios::idle(&c, args).await?, target.json)
         }

@@ -49,6 +49,11 @@ pub struct IdleArgs {
     pub memory: MemoryProbe,
     pub deliver_to: Option<PathBuf>,
     pub settle: Duration,
+    /// Sessions set up before the "warm" memory reading; the marginal cost
+    /// per session is measured over the others, so one-time costs of the
+    /// first logins (password hashing buffers, the folder's shared index,
+    /// runtime and allocator warm-up) are not spread over the sessions.
+    pub warmup: usize,
 }
 
 /// N sessions LOGIN, SELECT INBOX, IDLE; PSS per session; then one delivery
@@ -57,13 +62,36 @@ pub async fn idle(c: &Common, a: IdleArgs) -> anyhow::Result<Report> {
     if a.sessions == 0 || a.sessions > MAX_SESSIONS {
         anyhow::bail!("--sessions must be in 1..={MAX_SESSIONS}");
     }
+    // At most half the sessions warm up, so that a small run still measures.
+    let warmup = a.warmup.min(a.sessions / 2);
     let (pss_before, procs_before) = a.memory.total_kib();
     let gate = Arc::new(Semaphore::new(a.concurrency.clamp(1, MAX_WORKERS)));
     let setup_start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<anyhow::Result<()>>(a.sessions);
     let (go_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
+    let (mut ok, mut failed, mut first_error) = (0usize, 0usize, None);
+    let mut record = |r: anyhow::Result<()>, ok: &mut usize| match r {
+        Ok(()) => *ok += 1,
+        Err(e) => {
+            failed += 1;
+            first_error.get_or_insert_with(|| e.to_string());
+        }
+    };
+    let mut warm = None;
     for i in 0..a.sessions {
+        if i == warmup && warmup > 0 {
+            // Every warm-up session reports exactly once (tasks keep
+            // running, so count reports instead of waiting for a close).
+            for _ in 0..warmup {
+                let Some(r) = ready_rx.recv().await else {
+                    break;
+                };
+                record(r, &mut ok);
+            }
+            tokio::time::sleep(a.settle).await;
+            warm = Some((a.memory.total_kib().0, ok));
+        }
         let c = c.clone();
         let gate = gate.clone();
         let ready = ready_tx.clone();
@@ -98,22 +126,14 @@ pub async fn idle(c: &Common, a: IdleArgs) -> anyhow::Result<Report> {
         });
     }
     drop(ready_tx);
-    let mut ok = 0usize;
-    let mut failed = 0usize;
-    let mut first_error = None;
     // Every task reports exactly once; tasks keep running, so count reports
     // instead of waiting for the channel to close.
-    for _ in 0..a.sessions {
+    let reported = if warm.is_some() { warmup } else { 0 };
+    for _ in reported..a.sessions {
         let Some(r) = ready_rx.recv().await else {
             break;
         };
-        match r {
-            Ok(()) => ok += 1,
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| e.to_string());
-            }
-        }
+        record(r, &mut ok);
     }
     let setup_secs = setup_start.elapsed().as_secs_f64();
     tokio::time::sleep(a.settle).await;
@@ -131,7 +151,17 @@ pub async fn idle(c: &Common, a: IdleArgs) -> anyhow::Result<Report> {
         r.num("processes_before", procs_before as f64);
         r.num("processes_after", procs_after as f64);
         let per = pss_after.saturating_sub(pss_before) as f64 / ok.max(1) as f64;
-        r.num("pss_per_session_kib", per);
+        r.num("pss_per_session_incl_first_kib", per);
+        match warm {
+            Some((pss_warm, ok_warm)) => {
+                r.num("warmup_sessions", ok_warm as f64);
+                r.num("pss_warm_kib", pss_warm as f64);
+                let more = ok.saturating_sub(ok_warm).max(1) as f64;
+                let marginal = pss_after.saturating_sub(pss_warm) as f64 / more;
+                r.num("pss_per_session_kib", marginal);
+            }
+            None => r.num("pss_per_session_kib", per),
+        }
     }
     if let Some(dir) = a.deliver_to {
         // `--deliver-to DIR/new`: the Maildir is the parent of `new`.

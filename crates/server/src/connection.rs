@@ -148,8 +148,16 @@ pub struct DriveLimits<'a> {
     pub counters: &'a ProtocolCounters,
 }
 
-/// Read buffer size: one TLS record's worth of plaintext.
+/// Largest read buffer: one TLS record's worth of plaintext. A connection
+/// grows its buffer to this only while reads fill it (an APPEND upload).
 const READ_CHUNK: usize = 16 * 1024;
+/// Read buffer of a connection that sends little (most of them, and every
+/// idle one): rustls hands out a record's plaintext over several reads.
+const READ_SMALL: usize = 2 * 1024;
+/// Output buffer capacity kept while a connection waits for input (most
+/// answers fit); a larger one (after a FETCH) is given back, so idle
+/// sessions stay small (issue #9).
+const OUT_KEEP: usize = 1024;
 
 /// Runs a session over an established (TLS) stream until it ends.
 pub async fn drive<S, T>(
@@ -166,7 +174,7 @@ where
     let output_stall = limits.output_stall;
     // COMPRESS=DEFLATE, once the session turns it on.
     let mut deflate: Option<Deflate> = None;
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(OUT_KEEP);
     session.greeting(&mut out);
     if write_out(
         stream,
@@ -180,13 +188,16 @@ where
     {
         return CloseReason::SocketError;
     }
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_SMALL];
     loop {
         // Handle everything already buffered, one command at a time, writing
         // each command's output before the next is looked at.
         loop {
             let started = tokio::time::Instant::now();
-            let next = session.process(&mut out).await;
+            // Boxed: a command's future (a FETCH, a SEARCH) can be large, and
+            // inline it would stay part of every connection's task, idle or
+            // not, for the connection's whole life.
+            let next = Box::pin(session.process(&mut out)).await;
             if let Some(name) = session.take_command_name() {
                 limits.counters.commands.observe(name, started.elapsed());
             }
@@ -240,6 +251,10 @@ where
                 }
             }
         }
+        // Waiting for the client: keep only small buffers meanwhile.
+        if out.capacity() > OUT_KEEP {
+            out.shrink_to(OUT_KEEP);
+        }
         // While the session idles, wake it periodically so it can report
         // new mail; the idle deadline is not reset by these wake-ups.
         let mut idle_deadline = tokio::time::Instant::now() + session.idle_timeout();
@@ -269,13 +284,13 @@ where
                 }
                 r = tokio::time::timeout_at(idle_deadline, stream.read(&mut buf)) => break r,
                 _ = changed_or_never(watcher.as_mut()) => {
-                    session.wakeup(&mut out).await;
+                    Box::pin(session.wakeup(&mut out)).await;
                     if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters, deflate.as_mut()).await {
                         return reason;
                     }
                 }
                 _ = sleep_or_never(wake) => {
-                    session.wakeup(&mut out).await;
+                    Box::pin(session.wakeup(&mut out)).await;
                     if let Err(reason) = write_out(stream, &mut out, output_stall, limits.counters, deflate.as_mut()).await {
                         return reason;
                     }
@@ -310,9 +325,23 @@ where
                     Some(d) => d.push_compressed(&buf[..n]),
                     None => session.enqueue_input(&buf[..n]),
                 }
+                buf = resize_read_buffer(buf, n);
             }
             Ok(Err(_)) => return CloseReason::SocketError,
         }
+    }
+}
+
+/// The read buffer for the next read after one of `n` bytes: grown to
+/// [`READ_CHUNK`] while reads fill it (bulk input), back to [`READ_SMALL`]
+/// once one does not (the client waits for an answer, or idles).
+fn resize_read_buffer(buf: Vec<u8>, n: usize) -> Vec<u8> {
+    if n == buf.len() && buf.len() < READ_CHUNK {
+        vec![0u8; READ_CHUNK]
+    } else if n < READ_SMALL && buf.len() > READ_SMALL {
+        vec![0u8; READ_SMALL]
+    } else {
+        buf
     }
 }
 
@@ -362,5 +391,30 @@ where
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(CloseReason::SocketError),
         Err(_) => Err(CloseReason::OutputStall),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffer_grows_for_bulk_input_and_shrinks_when_it_stops() {
+        let buf = vec![0u8; READ_SMALL];
+        // A short read keeps the small buffer.
+        let buf = resize_read_buffer(buf, 10);
+        assert_eq!(buf.len(), READ_SMALL);
+        // A full one grows it to the largest size, and no further.
+        let buf = resize_read_buffer(buf, READ_SMALL);
+        assert_eq!(buf.len(), READ_CHUNK);
+        let buf = resize_read_buffer(buf, READ_CHUNK);
+        assert_eq!(buf.len(), READ_CHUNK);
+        // Partly filled but still bulk: kept.
+        let buf = resize_read_buffer(buf, READ_CHUNK / 2);
+        assert_eq!(buf.len(), READ_CHUNK);
+        // A command-sized read: back to small.
+        let buf = resize_read_buffer(buf, 40);
+        assert_eq!(buf.len(), READ_SMALL);
+        assert!(buf.capacity() < READ_CHUNK);
     }
 }
