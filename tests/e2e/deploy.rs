@@ -19,7 +19,7 @@ fn systemd_unit_verifies_and_is_hardened() {
         "ProtectSystem=strict",
         "PrivateTmp=yes",
         "ReadWritePaths=/var/lib/coffre",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/usr/local/bin/coffre reload --config /etc/coffre/coffre.toml --pid $MAINPID",
     ] {
         assert!(
             unit.lines().any(|l| l == directive),

@@ -86,3 +86,65 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
         "bad reload replaced the certificate"
     );
 }
+
+/// `coffre reload` checks the new certificate itself: a bad one is reported
+/// (exit 2) and the server is not signalled; a good one is sent as SIGHUP,
+/// by process id or through `serve --pid-file`.
+#[tokio::test]
+async fn reload_command_checks_before_signalling() {
+    let server = TestServer::start();
+    let config = server.config.to_str().unwrap().to_string();
+    let pid = server.pid().to_string();
+    let live = coffre_server::certs::DevCertPaths::in_dir(&server.dir.path().join("certs"));
+    let good = std::fs::read(&live.cert).unwrap();
+
+    std::fs::write(
+        &live.cert,
+        "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = run_coffre(&["reload", "--config", &config, "--pid", &pid], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not reloading"), "{err}");
+    std::fs::write(&live.cert, &good).unwrap();
+    // Neither a reload nor a failed one: the server was not signalled.
+    assert!(!server.log().contains("SIGHUP"), "{}", server.log());
+
+    // Nor is anything but a positive process id accepted.
+    for bad in ["0", "-1"] {
+        let out = run_coffre(&["reload", "--config", &config, "--pid", bad], None);
+        assert_eq!(out.status.code(), Some(2), "--pid {bad}: {out:?}");
+    }
+
+    // A renewal, reloaded by the command.
+    let renewed = coffre_server::certs::generate(&server.dir.path().join("renewed")).unwrap();
+    std::fs::copy(&renewed.cert, &live.cert).unwrap();
+    std::fs::copy(&renewed.key, &live.key).unwrap();
+    let out = run_coffre(&["reload", "--config", &config, "--pid", &pid], None);
+    assert!(out.status.success(), "{out:?}");
+    wait_for_log(&server, "TLS certificate and key reloaded", 1);
+    assert!(handshake_ok(server.imaps, &renewed.ca).await);
+
+    // A second server on the same configuration, found through its pid file.
+    let pid_dir = tempfile::tempdir().unwrap();
+    let pid_file = pid_dir.path().join("coffre.pid");
+    let pid_arg = pid_file.to_str().unwrap().to_string();
+    let mut second = TestServer::spawn(
+        tempfile::tempdir().unwrap(),
+        server.config.clone(),
+        renewed.ca.clone(),
+        &["serve", "--pid-file", &pid_arg, "--config"],
+    );
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim(), second.pid().to_string());
+    let out = run_coffre(
+        &["reload", "--config", &config, "--pid-file", &pid_arg],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_for_log(&second, "TLS certificate and key reloaded", 1);
+    // A clean exit removes the pid file.
+    assert!(second.terminate().success());
+    assert!(!pid_file.exists(), "pid file left behind");
+}

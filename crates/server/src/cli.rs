@@ -30,6 +30,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a configuration file (and that its certificate and key load) without serving.
     CheckConfig(ConfigArg),
+    /// Make a running server reload its TLS certificate and key (after a
+    /// renewal): checks the configuration and that the new certificate and
+    /// key load, then sends the server SIGHUP. A bad certificate is reported
+    /// here and the server is not disturbed.
+    Reload(ReloadArgs),
     /// Manage accounts in the SQL database.
     #[command(subcommand)]
     User(UserCommand),
@@ -292,6 +297,20 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// `reload` options.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "pid_file"])))]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The server's process id (systemd: `$MAINPID`).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// A file holding the server's process id (`coffre serve --pid-file`).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+}
+
 /// `serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -320,6 +339,10 @@ pub struct ServeArgs {
     /// Listen for POP3S here instead of the configured addresses (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub pop3s_listen: Vec<SocketAddr>,
+    /// Write the process id here once listening (for `coffre reload
+    /// --pid-file`); removed at a clean exit.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `user` subcommands.
@@ -500,4 +523,31 @@ pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `coffre reload`: validates the configuration and the certificate and key
+/// it names, then sends SIGHUP to the server. Returns the process id signalled.
+pub fn run_reload(args: &ReloadArgs) -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    let cfg = Config::load(&args.config.config)?.validate()?;
+    crate::tls::load_server_config(&cfg.cert, &cfg.key)
+        .context("not reloading: the new certificate or key does not load")?;
+    let raw = match (&args.pid, &args.pid_file) {
+        (Some(pid), _) => *pid,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            text.trim()
+                .parse::<i32>()
+                .with_context(|| format!("{}: not a process id", path.display()))?
+        }
+        (None, None) => anyhow::bail!("--pid or --pid-file is required"),
+    };
+    // Not 0 or negative: those would signal a whole process group.
+    let pid = rustix::process::Pid::from_raw(raw)
+        .filter(|_| raw > 0)
+        .with_context(|| format!("{raw} is not a process id"))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .with_context(|| format!("sending SIGHUP to process {raw}"))?;
+    Ok(raw)
 }

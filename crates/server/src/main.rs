@@ -55,6 +55,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: OK", c.config.display());
             Ok(())
         }
+        Command::Reload(r) => {
+            let pid = coffre_server::cli::run_reload(&r)?;
+            println!(
+                "sent SIGHUP to process {pid}; its log says whether the new certificate was taken"
+            );
+            Ok(())
+        }
         Command::User(u) => coffre_server::cli::run_user(u).await,
         Command::Hash(h) => {
             let password = coffre_server::cli::read_password(h.password_stdin, true)?;
@@ -104,6 +111,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let server = coffre_server::start(validated, shutdown.clone()).await?;
+    // Before the "listening" lines, so whoever waits for those finds it.
+    if let Some(path) = &args.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
     for a in &server.imaps {
         println!("coffre: IMAPS listening on {a}");
     }
@@ -128,6 +140,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(wait_for_signal(shutdown));
     tokio::spawn(reload_on_hangup(server.tls.clone()));
     server.wait().await;
+    if let Some(path) = &args.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
