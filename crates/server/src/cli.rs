@@ -198,21 +198,7 @@ pub async fn run_migrate(cmd: MigrateCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MigrateCommand::Uidls(u) => {
-            let cfg = Config::load(&u.config.config)?;
-            let db = open_accounts(&u.config.config).await?;
-            let Some(user) = db.get_user(&u.user).await? else {
-                bail!("no account {}", u.user);
-            };
-            let store = maildir_store::MaildirStore::new(
-                cfg.storage.mail_root.clone(),
-                cfg.storage.location_template.clone(),
-            );
-            let root = store
-                .account_root(&mail_store::AccountLocation {
-                    login: user.login.clone(),
-                    location: user.mail_location.clone(),
-                })
-                .map_err(|e| anyhow::anyhow!("mail location of {}: {e}", user.login))?;
+            let (_, root) = account_with_root(&u.config.config, &u.user).await?;
             let folder = mail_store::FolderName::new(&u.folder)
                 .map_err(|e| anyhow::anyhow!("--folder: {e}"))?;
             let dir = maildir_store::layout::folder_dir(&root, &folder);
@@ -492,23 +478,8 @@ pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Show(a) => {
-            let cfg = Config::load(&a.config.config)?;
-            let db = open_accounts(&a.config.config).await?;
-            let Some(u) = db.get_user(&a.login).await? else {
-                bail!("no account {}", a.login);
-            };
-            let store = maildir_store::MaildirStore::new(
-                cfg.storage.mail_root.clone(),
-                cfg.storage.location_template.clone(),
-            );
-            let location = store
-                .account_root(&mail_store::AccountLocation {
-                    login: u.login.clone(),
-                    location: u.mail_location.clone(),
-                })
-                .map_err(|e| anyhow::anyhow!("mail location of {}: {e}", u.login))?
-                .display()
-                .to_string();
+            let (u, root) = account_with_root(&a.config.config, &a.login).await?;
+            let location = root.display().to_string();
             println!("login:          {}", u.login);
             println!("enabled:        {}", u.enabled);
             println!("mail location:  {location}");
@@ -523,6 +494,30 @@ pub async fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An account's record and the root of its Maildir, as the server would
+/// find them (the account's own location, else the configured template).
+async fn account_with_root(
+    config: &std::path::Path,
+    login: &str,
+) -> anyhow::Result<(account_auth::sql::AccountRow, std::path::PathBuf)> {
+    let cfg = Config::load(config)?;
+    let db = open_accounts(config).await?;
+    let Some(user) = db.get_user(login).await? else {
+        bail!("no account {login}");
+    };
+    let store = maildir_store::MaildirStore::new(
+        cfg.storage.mail_root.clone(),
+        cfg.storage.location_template.clone(),
+    );
+    let root = store
+        .account_root(&mail_store::AccountLocation {
+            login: user.login.clone(),
+            location: user.mail_location.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("mail location of {}: {e}", user.login))?;
+    Ok((user, root))
 }
 
 /// `coffre reload`: validates the configuration and the certificate and key
