@@ -10,8 +10,15 @@
 //! cannot inject anything. Layout:
 //!
 //! ```text
-//!  FORMAT (1 byte) | kind ('E' envelope / 'B' body structure) | payload | FNV-1a 64 of all before (8 bytes, LE)
+//!  FORMAT (1 byte) | kind ('E' envelope / 'B' body structure / 'H' header) | payload | FNV-1a 64 of all before (8 bytes, LE)
 //! ```
+//!
+//! The header entry ([`mail_store::CachedField::Header`]) is the one
+//! exception to "never protocol bytes": its payload is the message's
+//! top-level header section verbatim, which `BODY[HEADER]`,
+//! `BODY[HEADER.FIELDS …]`, `RFC822.HEADER` and the header SEARCH keys are
+//! cut from exactly as from the message (so the answer is byte-identical);
+//! a literal carries it, so it cannot inject anything either.
 //!
 //! Decoding is strict: a different format byte, a wrong checksum, a length
 //! past the end, an unknown tag, nesting beyond [`MAX_NESTING`], a
@@ -31,6 +38,7 @@ use imap_protocol::{
 pub(crate) const FORMAT: u8 = 1;
 const KIND_ENVELOPE: u8 = b'E';
 const KIND_STRUCTURE: u8 = b'B';
+const KIND_HEADER: u8 = b'H';
 /// Deepest structure decoded (the MIME layer splits at most
 /// [`crate::mime::MAX_DEPTH`] levels; an encapsulated message adds one).
 const MAX_NESTING: usize = 2 * crate::mime::MAX_DEPTH + 8;
@@ -61,6 +69,24 @@ pub(crate) fn decode_structure(value: &[u8]) -> Option<BodyStructure> {
     let mut r = Reader::open(value, KIND_STRUCTURE)?;
     let body = r.structure(0)?;
     r.done().then_some(body)
+}
+
+/// The cache value of a message's top-level header section (the raw
+/// octets, up to and including the blank line).
+pub(crate) fn encode_header(header: &[u8]) -> Vec<u8> {
+    let mut w = Vec::with_capacity(header.len() + 10);
+    w.extend_from_slice(&[FORMAT, KIND_HEADER]);
+    w.extend_from_slice(header);
+    finish(w)
+}
+
+/// The header section in a cache value, if the value is intact and
+/// current. A value that is not a whole header section (the blank line
+/// missing before its end) is damage too, unless it has no blank line at
+/// all (a message without a body is all header).
+pub(crate) fn decode_header(value: &[u8]) -> Option<Vec<u8>> {
+    let r = Reader::open(value, KIND_HEADER)?;
+    (crate::mime::header_end(r.rest) == r.rest.len()).then(|| r.rest.to_vec())
 }
 
 /// FNV-1a, 64 bits: detects a damaged entry (not an adversary: whoever can
@@ -442,6 +468,29 @@ mod tests {
     }
 
     #[test]
+    fn header_values_round_trip_and_damage_is_a_miss() {
+        for message in MESSAGES {
+            let header = &message[..mime::header_end(message)];
+            let value = encode_header(header);
+            assert_eq!(decode_header(&value).as_deref(), Some(header));
+            assert_eq!(decode_envelope(&value), None);
+            for i in 0..value.len() {
+                let mut v = value.clone();
+                v[i] ^= 0x41;
+                assert_eq!(decode_header(&v), None, "flip at {i}");
+                assert_eq!(decode_header(&value[..i]), None, "cut at {i}");
+            }
+        }
+        // A whole message under a valid frame is not a header section.
+        let message = MESSAGES[0];
+        assert_eq!(decode_header(&encode_header(message)), None);
+        // Another format version is a miss.
+        let mut other = vec![FORMAT + 1, KIND_HEADER];
+        other.extend_from_slice(b"Subject: x\r\n\r\n");
+        assert_eq!(decode_header(&finish(other)), None);
+    }
+
+    #[test]
     fn nesting_is_limited() {
         // Multiparts nested past the limit, each with one part.
         let mut deep = vec![FORMAT, KIND_STRUCTURE];
@@ -464,6 +513,7 @@ mod tests {
             let mut framed = vec![FORMAT, KIND_ENVELOPE];
             framed.extend_from_slice(&value);
             let _ = decode_envelope(&finish(framed));
+            let _ = decode_header(&value);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! FETCH of ENVELOPE / BODY / BODYSTRUCTURE through the store's
+//! FETCH of ENVELOPE / BODY / BODYSTRUCTURE and of the top-level header
+//! section (and the header SEARCH keys) through the store's
 //! derived-field cache: the same bytes on the wire whether served from the
 //! cache or parsed, damaged entries ignored (and replaced), and a whole
 //! mailbox fetched with a number of store calls that grows with the number
@@ -335,8 +336,15 @@ async fn second_fetch_is_served_from_the_cache_byte_identical() {
     send(&mut s, "b FETCH 1 ENVELOPE\r\n").await;
     assert_eq!(counts.get(), (0, 1, 0));
     counts.reset();
-    send(&mut s, "c FETCH 1 (ENVELOPE BODY.PEEK[HEADER])\r\n").await;
+    send(&mut s, "c FETCH 1 (ENVELOPE BODY.PEEK[TEXT])\r\n").await;
     assert_eq!(counts.get(), (1, 1, 0));
+    // The header section is cached too: read once, then not at all.
+    counts.reset();
+    send(&mut s, "d FETCH 1 (ENVELOPE BODY.PEEK[HEADER])\r\n").await;
+    assert_eq!(counts.get(), (1, 2, 1));
+    counts.reset();
+    send(&mut s, "e FETCH 1 (ENVELOPE BODY.PEEK[HEADER])\r\n").await;
+    assert_eq!(counts.get(), (0, 2, 0));
 }
 
 /// A FETCH that reads the messages anyway (a body section with them) fills
@@ -356,7 +364,7 @@ async fn mixed_fetch_fills_the_cache() {
         "a UID FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n",
     )
     .await;
-    assert_eq!(counts.get(), (2, 2, 2));
+    assert_eq!(counts.get(), (2, 3, 3), "three fields looked up and kept");
     assert!(String::from_utf8_lossy(&mixed).contains("BODY[HEADER.FIELDS (SUBJECT)] {"));
     counts.reset();
     let cached = send(&mut s, "b UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\n").await;
@@ -520,4 +528,296 @@ async fn oversized_values_are_not_cached() {
     let second = send(&mut s, command).await;
     assert_eq!(counts.get(), (1, 2, 0));
     assert_eq!(first, second);
+}
+
+/// Thunderbird's sync FETCH (the exact item list).
+const THUNDERBIRD: &str = "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])";
+
+/// A store with both test messages and a selected session on it.
+async fn two_messages() -> (MemoryStore, Arc<Counts>, Session) {
+    let (store, counts, mut s) = setup();
+    store
+        .deliver(USER, "INBOX", MULTIPART, Flags::new())
+        .unwrap();
+    store.deliver(USER, "INBOX", PLAIN, Flags::new()).unwrap();
+    selected(&mut s).await;
+    (store, counts, s)
+}
+
+/// Every top-level header item, partials included, on a fresh store: the
+/// first FETCH reads both messages and keeps their headers, the second
+/// reads nothing and sends the same bytes.
+#[tokio::test]
+async fn header_items_are_served_from_the_cache_byte_identical() {
+    let commands = [
+        THUNDERBIRD,
+        "FETCH 1:* BODY.PEEK[HEADER]",
+        "FETCH 1:* RFC822.HEADER",
+        "FETCH 1:* BODY.PEEK[HEADER.FIELDS.NOT (Subject Content-Type)]",
+        "FETCH 1:* (BODY.PEEK[HEADER]<0.10> BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<5.100>)",
+        "FETCH 1:* BODY.PEEK[HEADER.FIELDS.NOT (To)]<3000.10>",
+    ];
+    for command in commands {
+        let (_store, counts, mut s) = two_messages().await;
+        let command = format!("a {command}\r\n");
+        counts.reset();
+        let first = send(&mut s, &command).await;
+        assert_eq!(counts.get().0, 2, "{command}: read both");
+        assert_eq!(counts.get().2, 1, "{command}: headers kept in one call");
+        counts.reset();
+        let second = send(&mut s, &command).await;
+        assert_eq!(counts.get().0, 0, "{command}: served from the cache");
+        assert_eq!(counts.get().2, 0, "{command}: nothing new to keep");
+        assert_eq!(
+            String::from_utf8_lossy(&first),
+            String::from_utf8_lossy(&second),
+            "{command}"
+        );
+        assert!(
+            String::from_utf8_lossy(&second).contains("a OK"),
+            "{command}"
+        );
+    }
+    // With ENVELOPE: two fields kept; then nothing read.
+    let (_store, counts, mut s) = two_messages().await;
+    let command = "a UID FETCH 1:* (FLAGS RFC822.HEADER ENVELOPE)\r\n";
+    let first = send(&mut s, command).await;
+    counts.reset();
+    assert_eq!(send(&mut s, command).await, first);
+    assert_eq!(counts.get(), (0, 2, 0));
+    // An ENVELOPE miss is built from a cached header, without a read.
+    let (_store, counts, mut s) = two_messages().await;
+    send(&mut s, "a FETCH 1:* RFC822.HEADER\r\n").await;
+    counts.reset();
+    let command = "b FETCH 1:* (ENVELOPE RFC822.HEADER)\r\n";
+    let out = send(&mut s, command).await;
+    assert_eq!(counts.get(), (0, 2, 1), "nothing read, ENVELOPEs kept");
+    let (_fresh_store, fresh_counts, mut fresh) = two_messages().await;
+    assert_eq!(send(&mut fresh, command).await, out);
+    assert_eq!(fresh_counts.get().0, 2);
+    // The answers themselves, from the cache.
+    let (_store, counts, mut s) = two_messages().await;
+    send(&mut s, "a FETCH 1:* BODY.PEEK[HEADER]\r\n").await;
+    counts.reset();
+    let out = send(
+        &mut s,
+        "b FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[HEADER]<6.10> RFC822.HEADER BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)])\r\n",
+    )
+    .await;
+    assert_eq!(counts.get().0, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: plain\r\n\r\n \
+         BODY[HEADER]<6> {10}\r\ndave@examp \
+         RFC822.HEADER {42}\r\nFrom: dave@example.org\r\nSubject: plain\r\n\r\n \
+         BODY[HEADER.FIELDS.NOT (SUBJECT)] {26}\r\nFrom: dave@example.org\r\n\r\n)\r\n\
+         b OK FETCH completed\r\n"
+    );
+    // Part-level headers and the text still read the message.
+    for command in [
+        "c FETCH 1 BODY.PEEK[2.HEADER]\r\n",
+        "d FETCH 1 BODY.PEEK[TEXT]\r\n",
+        "e FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[1])\r\n",
+    ] {
+        counts.reset();
+        let out = send(&mut s, command).await;
+        assert_eq!(counts.get().0, 1, "{command}");
+        assert!(String::from_utf8_lossy(&out).contains(" OK "), "{command}");
+    }
+    let inner = send(&mut s, "f FETCH 1 BODY.PEEK[2.HEADER]\r\n").await;
+    assert!(String::from_utf8_lossy(&inner).contains("Subject: inner\r\n\r\n"));
+}
+
+/// A non-PEEK header fetch in a read-write mailbox still sets `\Seen` when
+/// served from the cache.
+#[tokio::test]
+async fn cached_header_fetch_still_sets_seen() {
+    let (store, counts, mut s) = setup();
+    store.deliver(USER, "INBOX", PLAIN, Flags::new()).unwrap();
+    send(&mut s, "L LOGIN alice@example.org secret\r\n").await;
+    send(&mut s, "S SELECT INBOX\r\n").await;
+    send(&mut s, "a FETCH 1 BODY.PEEK[HEADER]\r\n").await;
+    counts.reset();
+    let out = send(&mut s, "b FETCH 1 BODY[HEADER]\r\n").await;
+    assert_eq!(counts.get().0, 0);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("FLAGS (\\Seen \\Recent)"), "{text}");
+    assert!(
+        text.contains("BODY[HEADER] {42}\r\nFrom: dave@example.org\r\nSubject: plain\r\n\r\n"),
+        "{text}"
+    );
+}
+
+/// The header SEARCH keys: the first SEARCH reads the messages and keeps
+/// their headers, the second reads nothing and finds the same; a body key
+/// still reads the messages.
+#[tokio::test]
+async fn header_search_keys_are_served_from_the_cache() {
+    let searches = [
+        ("SEARCH FROM bob", "* SEARCH 1\r\n"),
+        ("SEARCH SUBJECT CAF", "* SEARCH 1\r\n"),
+        ("SEARCH SUBJECT plain", "* SEARCH 2\r\n"),
+        ("SEARCH HEADER Message-ID m1@example.org", "* SEARCH 1\r\n"),
+        ("SEARCH HEADER Message-ID \"\"", "* SEARCH 1\r\n"),
+        ("UID SEARCH OR TO alice CC nobody", "* SEARCH 1\r\n"),
+        ("SEARCH NOT BCC x SENTSINCE 1-Jan-1970", "* SEARCH 1 2\r\n"),
+        ("SEARCH FROM example.org", "* SEARCH 1 2\r\n"),
+    ];
+    for (search, expected) in searches {
+        let (_store, counts, mut s) = two_messages().await;
+        let command = format!("a {search}\r\n");
+        counts.reset();
+        let first = send(&mut s, &command).await;
+        assert_eq!(counts.get(), (2, 1, 1), "{search}: read, looked up, kept");
+        counts.reset();
+        let second = send(&mut s, &command).await;
+        assert_eq!(counts.get(), (0, 1, 0), "{search}: from the cache");
+        assert_eq!(first, second, "{search}");
+        let text = String::from_utf8_lossy(&second);
+        assert!(text.starts_with(expected), "{search}: {text}");
+    }
+    // A FETCH fills the cache a SEARCH then uses, and the other way round.
+    let (_store, counts, mut s) = two_messages().await;
+    send(&mut s, &format!("a {THUNDERBIRD}\r\n")).await;
+    counts.reset();
+    send(&mut s, "b SEARCH SUBJECT plain\r\n").await;
+    assert_eq!(counts.get().0, 0);
+    // Body keys read the message, cached header or not.
+    for search in [
+        "c SEARCH BODY Hello\r\n",
+        "d SEARCH SUBJECT x TEXT inner\r\n",
+    ] {
+        counts.reset();
+        send(&mut s, search).await;
+        assert_eq!(counts.get().0, 2, "{search}");
+    }
+}
+
+/// Header lookups go by batch in a SEARCH too, and sequence numbers stay
+/// right across batches.
+#[tokio::test]
+async fn header_search_batches_lookups() {
+    let (store, counts, mut s) = setup();
+    let n = 600;
+    for i in 1..=n {
+        let message = format!("From: user{i}@example.org\r\nSubject: number {i}\r\n\r\nbody\r\n");
+        store
+            .deliver(USER, "INBOX", message.as_bytes(), Flags::new())
+            .unwrap();
+    }
+    selected(&mut s).await;
+    let command = "a SEARCH OR SUBJECT \"number 599\" FROM user257@\r\n";
+    counts.reset();
+    let first = send(&mut s, command).await;
+    assert_eq!(counts.get(), (n, 3, 3));
+    counts.reset();
+    let second = send(&mut s, command).await;
+    assert_eq!(counts.get(), (0, 3, 0));
+    assert_eq!(first, second);
+    assert!(first.starts_with(b"* SEARCH 257 599\r\n"));
+}
+
+/// A damaged, foreign or non-header value is a miss: the message is read,
+/// the answer is the same, and the entry is replaced.
+#[tokio::test]
+async fn garbled_header_entries_are_ignored() {
+    let (store, counts, mut s) = two_messages().await;
+    let command = format!("a {THUNDERBIRD}\r\n");
+    let fresh = send(&mut s, &command).await;
+    let found = send(&mut s, "b SEARCH SUBJECT plain\r\n").await;
+    let mailbox = folder(&store).await;
+    let good = mailbox
+        .cached_fields(&[Uid(2)], CachedField::Header)
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    // A value of another kind under a valid frame: the ENVELOPE's.
+    send(&mut s, "c FETCH 2 ENVELOPE\r\n").await;
+    let envelope = mailbox
+        .cached_fields(&[Uid(2)], CachedField::Envelope)
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    for garbage in [
+        PLAIN.to_vec(),
+        b"Subject: forged\r\n\r\n".to_vec(),
+        Vec::new(),
+        envelope,
+        {
+            let mut v = good.clone();
+            v[5] ^= 0x20;
+            v
+        },
+    ] {
+        mailbox
+            .cache_fields(CachedField::Header, vec![(Uid(2), garbage)])
+            .await
+            .unwrap();
+        counts.reset();
+        assert_eq!(send(&mut s, &command).await, fresh);
+        assert_eq!(counts.get(), (1, 1, 1), "re-read, and the entry replaced");
+        counts.reset();
+        assert_eq!(send(&mut s, &command).await, fresh);
+        assert_eq!(counts.get().0, 0);
+        mailbox
+            .cache_fields(CachedField::Header, vec![(Uid(2), b"x".to_vec())])
+            .await
+            .unwrap();
+        counts.reset();
+        assert_eq!(send(&mut s, "b SEARCH SUBJECT plain\r\n").await, found);
+        assert_eq!(counts.get(), (1, 1, 1));
+    }
+    let repaired = mailbox
+        .cached_fields(&[Uid(2)], CachedField::Header)
+        .await
+        .unwrap()[0]
+        .clone();
+    assert_eq!(repaired, Some(good));
+}
+
+/// A header section over `MAX_CACHED_FIELD_LEN` is not cached: the message
+/// is read every time, with the same, correct answer.
+#[tokio::test]
+async fn oversized_headers_are_read_every_time() {
+    let (store, counts, mut s) = setup();
+    let mut message = b"From: big@example.org\r\n".to_vec();
+    for i in 0..1_200 {
+        message.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "f".repeat(50)).as_bytes());
+    }
+    message.extend_from_slice(b"Subject: the big one\r\n\r\nbody\r\n");
+    let header_len = message.len() - b"body\r\n".len();
+    assert!(header_len > mail_store::MAX_CACHED_FIELD_LEN);
+    store
+        .deliver(USER, "INBOX", &message, Flags::new())
+        .unwrap();
+    selected(&mut s).await;
+    for command in [
+        format!("a {THUNDERBIRD}\r\n"),
+        "b FETCH 1 (RFC822.HEADER BODY.PEEK[HEADER]<65530.20>)\r\n".to_owned(),
+    ] {
+        counts.reset();
+        let first = send(&mut s, &command).await;
+        assert_eq!(counts.get(), (1, 1, 0), "{command}");
+        counts.reset();
+        let second = send(&mut s, &command).await;
+        assert_eq!(counts.get(), (1, 1, 0), "{command}");
+        assert_eq!(first, second);
+    }
+    let out = send(&mut s, &format!("c {THUNDERBIRD}\r\n")).await;
+    assert!(
+        String::from_utf8_lossy(&out)
+            .contains("{47}\r\nFrom: big@example.org\r\nSubject: the big one\r\n\r\n)"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let out = send(&mut s, "d FETCH 1 RFC822.HEADER\r\n").await;
+    assert!(String::from_utf8_lossy(&out).contains(&format!("RFC822.HEADER {{{header_len}}}\r\n")));
+    for _ in 0..2 {
+        counts.reset();
+        let out = send(&mut s, "e SEARCH SUBJECT \"big one\"\r\n").await;
+        assert!(out.starts_with(b"* SEARCH 1\r\n"));
+        assert_eq!(counts.get(), (1, 1, 0));
+    }
 }

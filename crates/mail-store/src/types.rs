@@ -291,15 +291,20 @@ pub enum CachedField {
     /// The message's size as POP3 sends it (CRLF line ends, NULs removed;
     /// RFC 1939 LIST/STAT).
     Pop3Size,
+    /// The message's top-level header section, raw octets up to and
+    /// including the blank line (what `BODY[HEADER]` returns), for
+    /// `BODY[HEADER.FIELDS …]`, `RFC822.HEADER` and header SEARCH keys.
+    Header,
 }
 
 impl CachedField {
     /// Every field, in a fixed order (for backends that index by number).
-    pub const ALL: [CachedField; 4] = [
+    pub const ALL: [CachedField; 5] = [
         CachedField::Envelope,
         CachedField::BodyStructure,
         CachedField::Body,
         CachedField::Pop3Size,
+        CachedField::Header,
     ];
 
     /// A stable small number for on-disk formats.
@@ -310,6 +315,7 @@ impl CachedField {
             CachedField::BodyStructure => 2,
             CachedField::Body => 3,
             CachedField::Pop3Size => 4,
+            CachedField::Header => 5,
         }
     }
 

@@ -23,13 +23,22 @@
 //! handed back to the store in batches. When no other item needs the
 //! message, cache hits are not read at all. The bytes on the wire are the
 //! same either way (the encoder writes both).
+//!
+//! The same goes for the message's top-level header section
+//! ([`CachedField::Header`], the raw octets): `RFC822.HEADER`,
+//! `BODY[HEADER]`, `BODY[HEADER.FIELDS (…)]` and `BODY[HEADER.FIELDS.NOT
+//! (…)]` (partials included; part-level sections such as `BODY[1.HEADER]`
+//! read the message) are cut from it exactly as from the message, and an
+//! ENVELOPE miss is built from it. A header over
+//! [`mail_store::MAX_CACHED_FIELD_LEN`] is not cached: its message is read
+//! each time, as before.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use account_auth::Authenticator;
 use imap_protocol::{
-    BodyStructure, Code, Data, Envelope, FetchAttr, FetchItem, Response, SequenceSet,
+    BodyStructure, Code, Data, Envelope, FetchAttr, FetchItem, Response, SectionText, SequenceSet,
 };
 use mail_store::{CachedField, FlagOp, Flags, MailStore, Mailbox, StoreErrorKind, Uid};
 
@@ -120,10 +129,13 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                 FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
             )
         };
-        // ENVELOPE / BODY / BODYSTRUCTURE come from the cache where it has
-        // them; the message is read only for misses if nothing else needs it.
-        let uses_cache = attrs.iter().any(is_derived);
-        let only_derived = attrs.iter().all(|a| !needs_message(a) || is_derived(a));
+        // ENVELOPE / BODY / BODYSTRUCTURE and the top-level header come from
+        // the cache where it has them; the message is read only for misses
+        // if nothing else needs it.
+        let uses_cache = attrs.iter().any(|a| is_derived(a) || is_header_only(a));
+        let only_derived = attrs
+            .iter()
+            .all(|a| !needs_message(a) || is_derived(a) || is_header_only(a));
         let mut pending = PendingFetch {
             tag: tag.clone(),
             targets: targets.into(),
@@ -199,6 +211,7 @@ async fn fetch_messages<M: Mailbox>(
     let wants_structure = attrs
         .iter()
         .any(|a| matches!(a, FetchAttr::Body | FetchAttr::BodyStructure));
+    let wants_header = attrs.iter().any(is_header_only);
     let mut vanished = false;
     let budget = out.len() + FETCH_OUTPUT_BUDGET;
     'messages: while let Some((seq, uid)) = pending.targets.pop_front() {
@@ -207,14 +220,14 @@ async fn fetch_messages<M: Mailbox>(
             pending.vanished |= vanished;
             return Ok(false);
         }
-        let (mut envelope, mut structure) = match &mut pending.derived {
+        let (mut envelope, mut structure, header) = match &mut pending.derived {
             Some(cache) => {
-                let wanted = (wants_envelope, wants_structure);
+                let wanted = (wants_envelope, wants_structure, wants_header);
                 cache
                     .take(&view.mailbox, uid, &pending.targets, wanted, session)
                     .await
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let Some(meta) = view.meta(uid) else {
             vanished = true;
@@ -227,10 +240,13 @@ async fn fetch_messages<M: Mailbox>(
             meta.internal_date,
             meta.modseq,
         );
+        // A cached header also serves an ENVELOPE miss (it is built from
+        // the header alone).
         let must_read = needs_bytes
             && (!pending.only_derived
-                || (wants_envelope && envelope.is_none())
-                || (wants_structure && structure.is_none()));
+                || (wants_envelope && envelope.is_none() && header.is_none())
+                || (wants_structure && structure.is_none())
+                || (wants_header && header.is_none()));
         let message = if must_read {
             match view.mailbox.read_message(uid).await {
                 Ok(bytes) => Some(bytes),
@@ -253,11 +269,24 @@ async fn fetch_messages<M: Mailbox>(
             None
         };
         let bytes = message.as_deref().unwrap_or_default();
+        // The top-level header section: from the message when it was read
+        // (the same octets), else the cached copy.
+        let head = match (&message, &header) {
+            (Some(message), _) => &message[..mime::header_end(message)],
+            (None, Some(header)) => header.as_slice(),
+            (None, None) => &[][..],
+        };
+        if wants_header
+            && header.is_none()
+            && let (Some(_), Some(cache)) = (&message, &mut pending.derived)
+        {
+            cache.keep(CachedField::Header, uid, fetch_cache::encode_header(head));
+        }
         // Split into MIME parts only if an item needs it, and only once.
         let tree = OnceLock::new();
         let tree = || tree.get_or_init(|| mime::parse(bytes));
         if wants_envelope && envelope.is_none() {
-            let fresh = mime::envelope(&bytes[..mime::header_end(bytes)]);
+            let fresh = mime::envelope(head);
             if let Some(cache) = &mut pending.derived {
                 cache.keep(
                     CachedField::Envelope,
@@ -302,9 +331,7 @@ async fn fetch_messages<M: Mailbox>(
                 FetchAttr::Rfc822Size => FetchItem::Rfc822Size(size),
                 FetchAttr::ModSeq => FetchItem::ModSeq(modseq),
                 FetchAttr::Rfc822 => FetchItem::Rfc822(Some(bytes.to_vec())),
-                FetchAttr::Rfc822Header => {
-                    FetchItem::Rfc822Header(Some(bytes[..mime::header_end(bytes)].to_vec()))
-                }
+                FetchAttr::Rfc822Header => FetchItem::Rfc822Header(Some(head.to_vec())),
                 FetchAttr::Rfc822Text => {
                     FetchItem::Rfc822Text(Some(bytes[mime::header_end(bytes)..].to_vec()))
                 }
@@ -341,7 +368,10 @@ async fn fetch_messages<M: Mailbox>(
                 FetchAttr::BodySection {
                     section, partial, ..
                 } => {
-                    let data = mime::section_bytes(bytes, tree, section);
+                    // A top-level header section is cut from the header
+                    // alone (the same octets as from the whole message).
+                    let source = if is_header_only(attr) { head } else { bytes };
+                    let data = mime::section_bytes(source, tree, section);
                     let (origin, data) = match partial {
                         Some(p) => {
                             let start = (p.origin as usize).min(data.len());
@@ -387,8 +417,14 @@ async fn fetch_messages<M: Mailbox>(
 /// cache per call.
 pub(crate) const CACHE_BATCH: usize = 256;
 
-/// One message's looked-up values: (UID, ENVELOPE value, BODYSTRUCTURE value).
-type Ahead = (Uid, Option<Vec<u8>>, Option<Vec<u8>>);
+/// One message's looked-up values: (UID, ENVELOPE value, BODYSTRUCTURE
+/// value, header value).
+type Ahead = (Uid, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Bytes of new values held before they are handed to the store, besides
+/// the [`CACHE_BATCH`] count (header values are up to
+/// [`mail_store::MAX_CACHED_FIELD_LEN`] each).
+const KEPT_BYTES: usize = 1024 * 1024;
 
 /// A FETCH's use of the derived-field cache: the looked-up values of the
 /// next messages (at most [`CACHE_BATCH`], each value at most
@@ -400,21 +436,24 @@ pub(crate) struct DerivedCache {
     ahead: VecDeque<Ahead>,
     envelopes: Vec<(Uid, Vec<u8>)>,
     structures: Vec<(Uid, Vec<u8>)>,
+    headers: Vec<(Uid, Vec<u8>)>,
+    /// Bytes in the three lists above.
+    kept_bytes: usize,
 }
 
 impl DerivedCache {
-    /// The cached ENVELOPE and BODYSTRUCTURE of `uid` (the next target),
-    /// each `None` when not wanted, not kept or not decodable. Looks up
-    /// `uid` and the targets after it, a batch per field, when the batch
-    /// looked up before is used up.
+    /// The cached ENVELOPE, BODYSTRUCTURE and top-level header of `uid`
+    /// (the next target), each `None` when not wanted, not kept or not
+    /// decodable. Looks up `uid` and the targets after it, a batch per
+    /// field, when the batch looked up before is used up.
     async fn take<M: Mailbox>(
         &mut self,
         mailbox: &M,
         uid: Uid,
         next: &VecDeque<(u32, Uid)>,
-        (envelope, structure): (bool, bool),
+        (envelope, structure, header): (bool, bool, bool),
         session: u64,
-    ) -> (Option<Envelope>, Option<BodyStructure>) {
+    ) -> (Option<Envelope>, Option<BodyStructure>, Option<Vec<u8>>) {
         if self.ahead.front().is_none_or(|(front, ..)| *front != uid) {
             let batch: Vec<Uid> = std::iter::once(uid)
                 .chain(next.iter().map(|(_, u)| *u))
@@ -429,18 +468,20 @@ impl DerivedCache {
                 session,
             )
             .await;
+            let headers = lookup(mailbox, &batch, CachedField::Header, header, session).await;
             self.ahead = batch
                 .into_iter()
-                .zip(envelopes.into_iter().zip(structures))
-                .map(|(uid, (e, s))| (uid, e, s))
+                .zip(envelopes.into_iter().zip(structures).zip(headers))
+                .map(|(uid, ((e, s), h))| (uid, e, s, h))
                 .collect();
         }
         match self.ahead.pop_front() {
-            Some((front, e, s)) if front == uid => (
+            Some((front, e, s, h)) if front == uid => (
                 e.and_then(|v| fetch_cache::decode_envelope(&v)),
                 s.and_then(|v| fetch_cache::decode_structure(&v)),
+                h.and_then(|v| fetch_cache::decode_header(&v)),
             ),
-            _ => (None, None),
+            _ => (None, None, None),
         }
     }
 
@@ -450,14 +491,19 @@ impl DerivedCache {
             // The store would not keep it.
             return;
         }
+        self.kept_bytes += value.len();
         match field {
             CachedField::Envelope => self.envelopes.push((uid, value)),
+            CachedField::Header => self.headers.push((uid, value)),
             _ => self.structures.push((uid, value)),
         }
     }
 
     fn full(&self) -> bool {
-        self.envelopes.len() >= CACHE_BATCH || self.structures.len() >= CACHE_BATCH
+        self.envelopes.len() >= CACHE_BATCH
+            || self.structures.len() >= CACHE_BATCH
+            || self.headers.len() >= CACHE_BATCH
+            || self.kept_bytes >= KEPT_BYTES
     }
 
     /// Hands the new values to the store (one call per field). A failure
@@ -469,7 +515,9 @@ impl DerivedCache {
                 CachedField::BodyStructure,
                 std::mem::take(&mut self.structures),
             ),
+            (CachedField::Header, std::mem::take(&mut self.headers)),
         ];
+        self.kept_bytes = 0;
         for (field, entries) in batches {
             if entries.is_empty() {
                 continue;
@@ -553,7 +601,8 @@ pub(crate) struct PendingFetch {
     vanished: bool,
     /// CONDSTORE was enabled when the FETCH started.
     condstore: bool,
-    /// Set when ENVELOPE, BODY or BODYSTRUCTURE is asked for.
+    /// Set when ENVELOPE, BODY, BODYSTRUCTURE or a top-level header section
+    /// is asked for.
     derived: Option<DerivedCache>,
     /// No item but those needs the message (cache hits are not read).
     only_derived: bool,
@@ -566,6 +615,28 @@ impl PendingFetch {
         } else {
             Done::ok("FETCH completed")
         }
+    }
+}
+
+/// `RFC822.HEADER`, `BODY[HEADER]`, `BODY[HEADER.FIELDS (…)]` or
+/// `BODY[HEADER.FIELDS.NOT (…)]` of the message itself (any partial):
+/// served from the top-level header section alone, so from its cached copy
+/// ([`CachedField::Header`]) when there is one.
+pub(crate) fn is_header_only(attr: &FetchAttr) -> bool {
+    match attr {
+        FetchAttr::Rfc822Header => true,
+        FetchAttr::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(
+                        SectionText::Header
+                            | SectionText::HeaderFields(_)
+                            | SectionText::HeaderFieldsNot(_)
+                    )
+                )
+        }
+        _ => false,
     }
 }
 

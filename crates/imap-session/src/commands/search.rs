@@ -4,7 +4,12 @@
 //! `CHARSET UTF-8` / `US-ASCII` (others: `NO [BADCHARSET]`).
 //!
 //! Flag, size, internal-date, sequence and UID keys use metadata only; the
-//! message is read only when a key needs it. SENTBEFORE/SENTON/SENTSINCE use
+//! message is read only when a key needs it. When only header keys (FROM,
+//! TO, CC, BCC, SUBJECT, HEADER, SENTBEFORE/SENTON/SENTSINCE) need it, the
+//! top-level header section cached by the store
+//! ([`mail_store::CachedField::Header`], looked up [`CACHE_BATCH`] messages
+//! at a time) is used instead, and a miss reads the message and caches its
+//! header. SENTBEFORE/SENTON/SENTSINCE use
 //! the date of the Date header as written (time and zone disregarded, as
 //! §6.4.4 says), falling back to the internal date when there is none. Text
 //! keys match case-insensitively either the raw octets or the decoded text
@@ -20,9 +25,13 @@ use imap_protocol::{
     Code, Data, Date, ESearchResult, Response, SearchKey, SearchReturn, SeqNumber, SequenceSet, Tag,
 };
 use mail_parser::{HeaderValue, MessageParser, PartType};
-use mail_store::{Flag, MailStore, Mailbox, MessageMeta, StoreErrorKind};
+use mail_store::{
+    CachedField, Flag, MAX_CACHED_FIELD_LEN, MailStore, Mailbox, MessageMeta, StoreErrorKind, Uid,
+};
 
+use crate::commands::fetch::CACHE_BATCH;
 use crate::convert::store_error;
+use crate::fetch_cache;
 use crate::mime::{MAX_DEPTH, header_end, header_fields, raw_value, unfolded};
 use crate::state::State;
 use crate::{Done, ImapSession, emit};
@@ -87,36 +96,67 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             return Done::bad("Select a mailbox first");
         };
         let needs_text = keys.iter().any(needs_text);
+        // Header keys alone are answered from the top-level header section,
+        // cached by the store (read and cached on a miss).
+        let only_header = needs_text && !keys.iter().any(needs_body);
+        let session = self.conn.session_id;
         let largest_seq = view.exists();
         let largest_uid = view.uids.last().map_or(0, |u| u.0);
         let mut found = Vec::new();
-        for (i, uid) in view.uids.iter().enumerate() {
-            let Some(meta) = view.meta(*uid) else {
-                continue;
-            };
-            let bytes = if needs_text {
-                match view.mailbox.read_message(*uid).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(err) if err.kind == StoreErrorKind::Expunged => continue,
-                    Err(err) => {
-                        let (code, text) = store_error(&err);
-                        return Done::no(code, text);
-                    }
-                }
+        for (c, chunk) in view.uids.chunks(CACHE_BATCH).enumerate() {
+            let mut cached = if only_header {
+                header_lookup(&view.mailbox, chunk, session).await
             } else {
-                None
-            };
-            let candidate = Candidate {
-                seq: i as u32 + 1,
-                meta,
-                bytes: bytes.as_deref(),
-                decoded: OnceLock::new(),
-                largest_seq,
-                largest_uid,
-            };
-            if keys.iter().all(|k| matches(k, &candidate)) {
-                let n = if request.by_uid { uid.0 } else { candidate.seq };
-                found.push((n, meta.modseq));
+                Vec::new()
+            }
+            .into_iter();
+            let mut fresh = Vec::new();
+            for (j, uid) in chunk.iter().enumerate() {
+                let hit = cached.next().flatten();
+                let Some(meta) = view.meta(*uid) else {
+                    continue;
+                };
+                let bytes = if let Some(header) = hit {
+                    Some(header)
+                } else if needs_text {
+                    match view.mailbox.read_message(*uid).await {
+                        Ok(mut bytes) if only_header => {
+                            bytes.truncate(header_end(&bytes));
+                            let value = fetch_cache::encode_header(&bytes);
+                            if value.len() <= MAX_CACHED_FIELD_LEN {
+                                // Bigger ones the store would not keep.
+                                fresh.push((*uid, value));
+                            }
+                            Some(bytes)
+                        }
+                        Ok(bytes) => Some(bytes),
+                        Err(err) if err.kind == StoreErrorKind::Expunged => continue,
+                        Err(err) => {
+                            let (code, text) = store_error(&err);
+                            return Done::no(code, text);
+                        }
+                    }
+                } else {
+                    None
+                };
+                let candidate = Candidate {
+                    seq: (c * CACHE_BATCH + j) as u32 + 1,
+                    meta,
+                    bytes: bytes.as_deref(),
+                    decoded: OnceLock::new(),
+                    largest_seq,
+                    largest_uid,
+                };
+                if keys.iter().all(|k| matches(k, &candidate)) {
+                    let n = if request.by_uid { uid.0 } else { candidate.seq };
+                    found.push((n, meta.modseq));
+                }
+            }
+            if !fresh.is_empty()
+                && let Err(err) = view.mailbox.cache_fields(CachedField::Header, fresh).await
+            {
+                // Costs only a later read.
+                tracing::debug!(session, error = %err, "cannot keep header values");
             }
         }
         let response = match request.ret {
@@ -193,6 +233,42 @@ fn uses_modseq(key: &SearchKey) -> bool {
         SearchKey::Not(k) => uses_modseq(k),
         SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
         SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
+/// The cached top-level headers of `uids` (decoded; a damaged or
+/// out-of-date value, or a failed lookup, is a miss).
+async fn header_lookup<M: Mailbox>(
+    mailbox: &M,
+    uids: &[Uid],
+    session: u64,
+) -> Vec<Option<Vec<u8>>> {
+    match mailbox.cached_fields(uids, CachedField::Header).await {
+        Ok(values) if values.len() == uids.len() => values
+            .into_iter()
+            .map(|v| v.and_then(|v| fetch_cache::decode_header(&v)))
+            .collect(),
+        Ok(_) => {
+            tracing::warn!(session, "derived-field cache answered a different count");
+            vec![None; uids.len()]
+        }
+        Err(err) => {
+            tracing::debug!(session, error = %err, "header cache lookup failed");
+            vec![None; uids.len()]
+        }
+    }
+}
+
+/// Whether a key anywhere in `key` needs the message body (not only the
+/// header).
+fn needs_body(key: &SearchKey) -> bool {
+    use SearchKey as K;
+    match key {
+        K::Body(_) | K::Text(_) => true,
+        K::Not(k) => needs_body(k),
+        K::Or(a, b) => needs_body(a) || needs_body(b),
+        K::And(keys) => keys.iter().any(needs_body),
         _ => false,
     }
 }
