@@ -46,14 +46,16 @@ async fn metrics_endpoint_counts_what_happened() {
     c.until_tagged("a3").await;
     c.rest().await;
 
-    // The close is counted when the server's task ends: poll briefly.
+    // The close is counted, and the open-connections gauge brought down,
+    // when the server's task ends (two separate updates): poll briefly.
     let deadline = Instant::now() + WAIT;
     let text = loop {
         let text = scrape(metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-        if text.contains(
+        let closed = text.contains(
             "coffre_connections_closed_total{protocol=\"imaps\",reason=\"session_end\"} 1",
-        ) || Instant::now() > deadline
-        {
+        );
+        let gone = text.contains("coffre_connections_active{protocol=\"imaps\"} 0\n");
+        if (closed && gone) || Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(50));
