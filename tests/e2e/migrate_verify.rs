@@ -45,6 +45,28 @@ fn seed(mail_root: &Path) {
         b"Subject: three\r\n\r\nbody\r\n",
     )
     .unwrap();
+    // The special-use folders Coffre creates at first login would get a
+    // UIDVALIDITY from the clock, different on the two servers when their
+    // logins fall in different seconds: give them fixed ones, as a migrated
+    // account has.
+    for (i, name) in ["Drafts", "Sent", "Trash", "Junk", "Archive"]
+        .iter()
+        .enumerate()
+    {
+        let dir = inbox.join(format!(".{name}"));
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(dir.join("maildirfolder"), b"").unwrap();
+        std::fs::write(
+            dir.join("dovecot-uidlist"),
+            format!(
+                "3 V{} N1 G0123456789abcdef0123456789abcdef\n",
+                1_600_000_000 + i
+            ),
+        )
+        .unwrap();
+    }
 }
 
 /// One CA file trusting both servers' test CAs.
