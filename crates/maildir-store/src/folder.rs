@@ -406,12 +406,7 @@ pub fn sync_locked(
     };
     unknown.sort_by(|a, b| a.1.mtime.cmp(&b.1.mtime).then_with(|| a.0.cmp(b.0)));
     for (filename, _) in unknown {
-        if list.next_uid > Uid::MAX.0 {
-            return Err(StoreError::new(
-                StoreErrorKind::NotPossible,
-                format!("UID space of {} is exhausted", dir.display()),
-            ));
-        }
+        check_uid_space(dir, list.next_uid, 1)?;
         list.entries.push(UidEntry {
             uid: Uid(list.next_uid),
             ext: Vec::new(),
@@ -822,12 +817,7 @@ pub fn assign_uids_locked(
             true,
         ),
     };
-    if u64::from(list.next_uid) + records.len() as u64 > u64::from(Uid::MAX.0) + 1 {
-        return Err(StoreError::new(
-            StoreErrorKind::NotPossible,
-            format!("UID space of {} is exhausted", dir.display()),
-        ));
-    }
+    check_uid_space(dir, list.next_uid, records.len())?;
     let first = list.entries.len();
     let mut uids = Vec::with_capacity(records.len());
     for (base, ext) in records {
@@ -843,25 +833,39 @@ pub fn assign_uids_locked(
     if rewrite {
         write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
     } else {
-        let lines = UidList::record_lines(&list.entries[first..]);
-        let result = fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| {
-                f.write_all(lines.as_bytes())?;
-                f.sync_data()
-            });
-        if let Err(e) = result {
-            // Whatever part of the lines reached the file is a torn tail
-            // that readers ignore and the next writer replaces.
-            return Err(StoreError::io(
-                format_args!("appending to {}", path.display()),
-                &e,
-            ));
-        }
+        append_lines(&path, &UidList::record_lines(&list.entries[first..]))?;
     }
     crate::watch::notify(dir);
     Ok((list.uid_validity, uids))
+}
+
+/// Refuses to give out `count` more UIDs from `next_uid` if that would go
+/// past the largest UID.
+fn check_uid_space(dir: &Path, next_uid: u32, count: usize) -> StoreResult<()> {
+    if u64::from(next_uid) + count as u64 > u64::from(Uid::MAX.0) + 1 {
+        return Err(StoreError::new(
+            StoreErrorKind::NotPossible,
+            format!("UID space of {} is exhausted", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends record lines to the UID list at `path` in one write and syncs
+/// them to disk.
+fn append_lines(path: &Path, lines: &str) -> StoreResult<()> {
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(lines.as_bytes())?;
+            f.sync_data()
+        })
+        .map_err(|e| {
+            // Whatever part of the lines reached the file is a torn tail
+            // that readers ignore and the next writer replaces.
+            StoreError::io(format_args!("appending to {}", path.display()), &e)
+        })
 }
 
 /// Appends records for `records` to a well-formed version 3 list whose
@@ -873,12 +877,7 @@ fn append_records(
     next_uid: u32,
     records: Vec<(String, Vec<String>)>,
 ) -> StoreResult<(UidValidity, Vec<Uid>)> {
-    if u64::from(next_uid) + records.len() as u64 > u64::from(Uid::MAX.0) + 1 {
-        return Err(StoreError::new(
-            StoreErrorKind::NotPossible,
-            format!("UID space of {} is exhausted", dir.display()),
-        ));
-    }
+    check_uid_space(dir, next_uid, records.len())?;
     let entries: Vec<UidEntry> = records
         .into_iter()
         .zip(next_uid..)
@@ -888,21 +887,7 @@ fn append_records(
             filename,
         })
         .collect();
-    let lines = UidList::record_lines(&entries);
-    let result = fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(lines.as_bytes())?;
-            f.sync_data()
-        });
-    if let Err(e) = result {
-        // A torn tail readers ignore and the next writer replaces.
-        return Err(StoreError::io(
-            format_args!("appending to {}", path.display()),
-            &e,
-        ));
-    }
+    append_lines(path, &UidList::record_lines(&entries))?;
     crate::watch::notify(dir);
     Ok((uid_validity, entries.iter().map(|e| e.uid).collect()))
 }
