@@ -80,9 +80,7 @@ fn parse_header(payload: &[u8]) -> Option<(u64, u32)> {
 }
 
 fn header_id(payload: &[u8]) -> Option<u64> {
-    let mut f = Fields(payload);
-    (f.u8()? == HEADER && f.bytes(4)? == MAGIC && f.u8()? == VERSION).then_some(())?;
-    f.u64()
+    crate::index::log_header_id(payload, MAGIC, VERSION)
 }
 
 impl FolderCache {

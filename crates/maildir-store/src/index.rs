@@ -75,35 +75,10 @@ const VERSION: u8 = 1;
 
 // ---------------------------------------------------------------- framing
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-static CRC_TABLE: [u32; 256] = crc_table();
-
-/// CRC-32 (IEEE 802.3, as zlib computes it).
+/// CRC-32 (IEEE 802.3, as zlib computes it), by crc32fast (already in the
+/// build through flate2).
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 /// Appends one framed record holding `payload` to `out`.
@@ -401,8 +376,15 @@ pub fn now_micros() -> u64 {
 }
 
 fn header_id(payload: &[u8]) -> Option<u64> {
+    log_header_id(payload, INDEX_MAGIC, VERSION)
+}
+
+/// The file id of a log's header record (`0`, magic, version, id), if the
+/// payload is one with this magic and version; shared by `coffre-index`
+/// and `coffre-cache`.
+pub fn log_header_id(payload: &[u8], magic: &[u8; 4], version: u8) -> Option<u64> {
     let mut f = Fields(payload);
-    (f.u8()? == HEADER && f.bytes(4)? == INDEX_MAGIC && f.u8()? == VERSION).then_some(())?;
+    (f.u8()? == HEADER && f.bytes(4)? == magic && f.u8()? == version).then_some(())?;
     f.u64()
 }
 
