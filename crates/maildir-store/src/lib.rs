@@ -447,6 +447,81 @@ struct FolderCtx {
 struct SharedSnapshot {
     messages: Arc<Vec<MessageMeta>>,
     files: Arc<HashMap<Uid, String>>,
+    /// The latest scan of the folder in this process, for the sessions that
+    /// wake up after it (see [`SyncRecord`]).
+    latest: Option<SyncRecord>,
+}
+
+/// One scan of a folder, handed to every session of this process that
+/// syncs after it while nothing changed since: when new mail wakes a
+/// thousand IDLE sessions of one INBOX, one of them rescans the folder and
+/// the others take its result (and the list of changes, computed once)
+/// instead of each reading `cur/` and the UID list under the folder lock,
+/// one after another.
+///
+/// A session may take it only if no change was signalled after the scan
+/// started (`version`), inotify was watching the folder from before the
+/// scan and still is (so a change by another process on this host cannot
+/// go unsignalled), and the folder's stamp still equals the one taken after
+/// the scan (changes inotify cannot see, e.g. by another NFS client).
+#[derive(Debug, Clone)]
+struct SyncRecord {
+    /// The folder's signal version read under the lock before the scan:
+    /// every change signalled up to it is in the result.
+    version: u64,
+    /// Whether inotify watched the folder from before the scan.
+    watched: bool,
+    /// The stamp before the scan (a session's baseline, as for a session
+    /// that scans itself) and after it.
+    before: folder::Stamp,
+    after: folder::Stamp,
+    uid_validity: UidValidity,
+    uid_next: u32,
+    /// The first UID no session has claimed as `\Recent` after the scan.
+    first_unclaimed: u32,
+    highest_modseq: u64,
+    messages: Arc<Vec<MessageMeta>>,
+    files: Arc<HashMap<Uid, String>>,
+    /// The shared snapshot this scan replaced, and what changed from it to
+    /// `messages` (empty if nothing did).
+    previous: std::sync::Weak<Vec<MessageMeta>>,
+    changes: Arc<Vec<MailboxChange>>,
+}
+
+impl SyncRecord {
+    /// Whether a session that last saw signal `version` and now finds the
+    /// folder at `stamp` may take this result; a read-write session
+    /// (`claim`) only if no message is left for it to claim as `\Recent`.
+    fn reusable(&self, dir: &Path, version: u64, stamp: folder::Stamp, claim: bool) -> bool {
+        self.version >= version
+            && self.after == stamp
+            && (!claim || self.first_unclaimed >= self.uid_next)
+            && self.watched
+            && watch::inotify_watching(dir)
+    }
+}
+
+/// How a session's sync found the folder.
+enum SyncOutcome {
+    /// Unchanged since the session's last sync (signal version then).
+    Unchanged(u64),
+    /// Another session's scan, still current.
+    Reused(Box<SyncRecord>),
+    /// A scan of its own.
+    Scanned(Box<Scan>),
+}
+
+/// A session's own scan of a folder.
+struct Scan {
+    synced: folder::Synced,
+    /// The signal version before the scan and after it.
+    version: u64,
+    seen: u64,
+    /// The folder's stamps before and after the scan.
+    before: folder::Stamp,
+    after: folder::Stamp,
+    /// Whether inotify watched the folder from before the scan.
+    watched: bool,
 }
 
 static SNAPSHOTS: index::Registry<SharedSnapshot> = index::Registry::new();
@@ -570,6 +645,123 @@ impl MaildirMailbox {
         })
     }
 
+    /// Turns this session's own scan into the folder's latest
+    /// [`SyncRecord`] (claiming `\Recent` for this session if `claim`), sharing
+    /// the message list with the sessions that hold the same one.
+    fn share_scan(&mut self, scan: Scan, claim: bool) -> SyncRecord {
+        let Scan {
+            synced,
+            version,
+            before,
+            after,
+            watched,
+            ..
+        } = scan;
+        if claim {
+            self.recent.extend(
+                synced
+                    .messages
+                    .iter()
+                    .filter(|m| m.uid.0 >= synced.first_recent)
+                    .map(|m| m.uid),
+            );
+        }
+        let mut files = HashMap::with_capacity(synced.messages.len());
+        let mut fresh = Vec::with_capacity(synced.messages.len());
+        for m in synced.messages {
+            fresh.push(MessageMeta {
+                uid: m.uid,
+                flags: m.flags,
+                size: m.size,
+                internal_date: m.internal_date,
+                recent: false,
+                pop3_uidl: m.pop3_uidl,
+                modseq: m.modseq,
+            });
+            files.insert(m.uid, m.filename);
+        }
+        let mut shared = index::lock(&self.folder.shared);
+        let previous = Arc::downgrade(&shared.messages);
+        let changes = if *shared.messages == fresh {
+            Vec::new()
+        } else {
+            let changes = diff(&shared.messages, &fresh);
+            shared.messages = Arc::new(fresh);
+            changes
+        };
+        if *shared.files != files {
+            shared.files = Arc::new(files);
+        }
+        let record = SyncRecord {
+            version,
+            watched,
+            before,
+            after,
+            uid_validity: synced.uid_validity,
+            uid_next: synced.uid_next,
+            // A read-write scan claimed everything up to UIDNEXT.
+            first_unclaimed: if claim {
+                synced.uid_next
+            } else {
+                synced.first_recent
+            },
+            highest_modseq: synced.highest_modseq,
+            messages: Arc::clone(&shared.messages),
+            files: Arc::clone(&shared.files),
+            previous,
+            changes: Arc::new(changes),
+        };
+        // A scan that started earlier than the one recorded must not
+        // replace it.
+        if shared.latest.as_ref().is_none_or(|r| r.version <= version) {
+            shared.latest = Some(record.clone());
+        }
+        record
+    }
+
+    /// Makes a scan's result this session's snapshot and returns what
+    /// changed for it. Messages at or above `first_unclaimed` are recent to
+    /// a read-only session; a read-write one keeps those it claimed.
+    fn take_record(&mut self, record: SyncRecord) -> Vec<MailboxChange> {
+        let claim = !self.read_only;
+        self.stamp = Some(record.before);
+        self.seen_version = record.version;
+        let files = record.files;
+        let mut fresh = record.messages;
+        self.recent.retain(|uid| files.contains_key(uid));
+        let first_unclaimed = record.first_unclaimed;
+        let any_recent = if claim {
+            !self.recent.is_empty()
+        } else {
+            fresh.last().is_some_and(|m| m.uid.0 >= first_unclaimed)
+        };
+        if any_recent {
+            let recent = &self.recent;
+            for m in Arc::make_mut(&mut fresh) {
+                m.recent = if claim {
+                    recent.contains(&m.uid)
+                } else {
+                    m.uid.0 >= first_unclaimed
+                };
+            }
+        }
+        *lock_files(&self.files) = files;
+        let changes = match record.previous.upgrade() {
+            // The list computed once for every session that held the
+            // replaced snapshot.
+            Some(previous) if Arc::ptr_eq(&previous, &self.snapshot) => {
+                record.changes.as_ref().clone()
+            }
+            _ if Arc::ptr_eq(&fresh, &self.snapshot) => Vec::new(),
+            _ => diff(&self.snapshot, &fresh),
+        };
+        self.snapshot = fresh;
+        self.uid_validity = record.uid_validity;
+        self.uid_next = Uid(record.uid_next);
+        self.highest_modseq = record.highest_modseq;
+        changes
+    }
+
     /// Reads a message through `read`, finding it again by base name if
     /// another program renamed it since our last look.
     async fn read_with<T, F>(&self, uid: Uid, read: F) -> StoreResult<T>
@@ -690,80 +882,53 @@ impl Mailbox for MaildirMailbox {
         let claim = !self.read_only;
         let last = self.stamp.filter(folder::Stamp::settled);
         let outcome = blocking(move || {
-            let version = watch::signal(&ctx.dir).version();
-            if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
+            let signal = watch::signal(&ctx.dir);
+            // The version first, then the stamp: a change between the two
+            // shows in the stamp; one after both bumps the version.
+            let version = signal.version();
+            let now = folder::stamp(&ctx.dir);
+            if last.is_some() && last == Some(now) {
                 // Nothing in the folder changed since the last sync.
-                return Ok((None, version));
+                return Ok(SyncOutcome::Unchanged(version));
             }
+            if let Some(record) = &index::lock(&ctx.shared).latest
+                && record.reusable(&ctx.dir, version, now, claim)
+            {
+                return Ok(SyncOutcome::Reused(Box::new(record.clone())));
+            }
+            let watched = watch::inotify_watching(&ctx.dir);
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
-            let stamp = folder::stamp(&ctx.dir);
+            let version = signal.version();
+            let before = folder::stamp(&ctx.dir);
             let synced = folder::sync_locked(&ctx.dir, &ctx.root, claim, ctx.lock_timeout)?;
+            let after = folder::stamp(&ctx.dir);
             // Every in-process change is made under this lock, so none can
             // fall between the scan and this read.
-            let version = watch::signal(&ctx.dir).version();
-            Ok((Some((synced, stamp)), version))
+            let seen = signal.version();
+            Ok(SyncOutcome::Scanned(Box::new(Scan {
+                synced,
+                version,
+                seen,
+                before,
+                after,
+                watched,
+            })))
         })
         .await?;
-        let (fresh, version) = outcome;
-        self.seen_version = version;
-        let Some((synced, stamp)) = fresh else {
-            return Ok(Vec::new());
-        };
-        self.stamp = Some(stamp);
-        if claim {
-            self.recent.extend(
-                synced
-                    .messages
-                    .iter()
-                    .filter(|m| m.uid.0 >= synced.first_recent)
-                    .map(|m| m.uid),
-            );
-        }
-        let mut files = HashMap::with_capacity(synced.messages.len());
-        let mut fresh = Vec::with_capacity(synced.messages.len());
-        for m in synced.messages {
-            fresh.push(MessageMeta {
-                uid: m.uid,
-                flags: m.flags,
-                size: m.size,
-                internal_date: m.internal_date,
-                recent: false,
-                pop3_uidl: m.pop3_uidl,
-                modseq: m.modseq,
-            });
-            files.insert(m.uid, m.filename);
-        }
-        // Share what another session already holds if it is the same.
-        let (mut fresh, files) = {
-            let mut shared = index::lock(&self.folder.shared);
-            if *shared.messages != fresh {
-                shared.messages = Arc::new(fresh);
+        match outcome {
+            SyncOutcome::Unchanged(version) => {
+                self.seen_version = version;
+                Ok(Vec::new())
             }
-            if *shared.files != files {
-                shared.files = Arc::new(files);
-            }
-            (Arc::clone(&shared.messages), Arc::clone(&shared.files))
-        };
-        self.recent.retain(|uid| files.contains_key(uid));
-        let is_recent = |uid: Uid| {
-            if claim {
-                self.recent.contains(&uid)
-            } else {
-                uid.0 >= synced.first_recent
-            }
-        };
-        if fresh.iter().any(|m| is_recent(m.uid)) {
-            for m in Arc::make_mut(&mut fresh) {
-                m.recent = is_recent(m.uid);
+            SyncOutcome::Reused(record) => Ok(self.take_record(*record)),
+            SyncOutcome::Scanned(scan) => {
+                let seen = scan.seen;
+                let record = self.share_scan(*scan, claim);
+                let changes = self.take_record(record);
+                self.seen_version = seen;
+                Ok(changes)
             }
         }
-        *lock_files(&self.files) = files;
-        let changes = diff(&self.snapshot, &fresh);
-        self.snapshot = fresh;
-        self.uid_validity = synced.uid_validity;
-        self.uid_next = Uid(synced.uid_next);
-        self.highest_modseq = synced.highest_modseq;
-        Ok(changes)
     }
 
     async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {

@@ -163,6 +163,18 @@ pub fn inotify_active() -> bool {
     inotifier().is_some_and(|i| i.alive.load(Ordering::Relaxed))
 }
 
+/// Whether inotify reports every change to the folder's `cur/` and `new/`
+/// right now (both watched by a live event thread), so that any change made
+/// on this host bumps the folder's signal.
+pub(crate) fn inotify_watching(dir: &Path) -> bool {
+    inotifier().is_some_and(|i| {
+        i.alive.load(Ordering::Relaxed)
+            && guard(&i.by_dir)
+                .get(dir)
+                .is_some_and(|(_, wds)| wds.len() == 2)
+    })
+}
+
 /// One watcher's share of the inotify watches on a folder's `cur/` and
 /// `new/`; the watches go with the folder's last watcher.
 struct InotifyGuard {

@@ -585,3 +585,125 @@ async fn idle_sessions_share_one_snapshot() {
     assert_eq!(b.messages().as_ptr(), c.messages().as_ptr(), "shared again");
     assert_eq!(first.messages().len(), 5);
 }
+
+/// Holds a folder's inter-process lock the way another process would.
+fn hold_folder_lock(dir: &Path) -> fs::File {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(maildir_store::LOCK_FILE))
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+#[tokio::test]
+async fn one_scan_serves_every_idle_session_after_new_mail() {
+    if !maildir_store::watch::inotify_active() {
+        eprintln!("inotify unavailable here: every session scans for itself");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A short lock wait: a session that has to scan while the lock is held
+    // fails at once instead of waiting 30 s. No polling: inotify only.
+    let store = store(dir.path())
+        .with_lock_timeout(Duration::from_millis(200))
+        .with_watch_interval(Duration::from_secs(3600));
+    let account = store.open_account(&alice()).await.unwrap();
+    for i in 0..3 {
+        account
+            .append(
+                &FolderName::inbox(),
+                format!("Subject: {i}\r\n\r\nx").as_bytes(),
+                &Flags::new(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let mut sessions = Vec::new();
+    for _ in 0..12 {
+        sessions.push(
+            account
+                .open_folder(&FolderName::inbox(), false)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut examine = account
+        .open_folder(&FolderName::inbox(), true)
+        .await
+        .unwrap();
+    let mut watchers: Vec<_> = sessions.iter().map(MaildirMailbox::watch).collect();
+    let _examine_watcher = examine.watch();
+
+    // An MTA delivers; the first woken session scans.
+    let root = account.root().to_path_buf();
+    fs::write(root.join("tmp/ext"), b"Subject: new\r\n\r\nx").unwrap();
+    fs::rename(root.join("tmp/ext"), root.join("new/1700000001.M1P9.mta")).unwrap();
+    assert!(wakes(&mut watchers[0], Duration::from_secs(60)).await);
+    assert_eq!(
+        sessions[0].sync().await.unwrap(),
+        vec![MailboxChange::Added(Uid(4))]
+    );
+    assert!(
+        sessions[0].messages()[3].recent,
+        "the scanning session claims it"
+    );
+    // Its own renames (new/ to cur/) come back as inotify events; let them
+    // arrive, then one more scan takes them in.
+    let mut echo = sessions[0].watch();
+    let _ = wakes(&mut echo, Duration::from_secs(2)).await;
+    assert_eq!(
+        sessions[1].sync().await.unwrap(),
+        vec![MailboxChange::Added(Uid(4))]
+    );
+
+    // With the folder locked by "another process", the remaining sessions
+    // still get the new message: they take the scan made above instead of
+    // scanning again.
+    let lock = hold_folder_lock(&root);
+    for session in &mut sessions[2..] {
+        assert_eq!(
+            session.sync().await.unwrap(),
+            vec![MailboxChange::Added(Uid(4))]
+        );
+        assert_eq!(session.messages().len(), 4);
+        assert!(
+            session.messages().iter().all(|m| !m.recent),
+            "\\Recent belongs to one session only"
+        );
+    }
+    assert_eq!(
+        examine.sync().await.unwrap(),
+        vec![MailboxChange::Added(Uid(4))]
+    );
+    assert!(examine.messages().iter().all(|m| !m.recent));
+    // Nothing new: syncing again reports nothing.
+    assert_eq!(sessions[5].sync().await.unwrap(), vec![]);
+
+    // A change after that scan is never answered from it: the next sync
+    // must scan (and here fails, the lock being held), not report stale state.
+    let mut watcher = sessions[2].watch();
+    let cur = root.join("cur");
+    let name = fs::read_dir(&cur)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .find(|n| n.starts_with("1700000001."))
+        .unwrap();
+    fs::rename(cur.join(&name), cur.join(format!("{name}S"))).unwrap();
+    assert!(wakes(&mut watcher, Duration::from_secs(60)).await);
+    assert!(sessions[2].sync().await.is_err(), "a scan was needed");
+    drop(lock);
+    assert_eq!(
+        sessions[2].sync().await.unwrap(),
+        vec![MailboxChange::FlagsChanged(Uid(4), flags(&[Flag::Seen]))]
+    );
+    // The others take that scan too.
+    let _lock = hold_folder_lock(&root);
+    assert_eq!(
+        sessions[3].sync().await.unwrap(),
+        vec![MailboxChange::FlagsChanged(Uid(4), flags(&[Flag::Seen]))]
+    );
+}
