@@ -35,7 +35,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use mail_store::{ChangeSignal, ChangeSource};
@@ -282,7 +282,36 @@ impl MaildirChangeSource {
     }
 }
 
-/// Sleeps one interval at a time, then takes the stamp on the blocking pool,
+/// The latest stamp reading of each polled folder, shared by its watchers:
+/// a thousand idle sessions of one INBOX, each polling every interval,
+/// cost one reading per half interval, not a thousand. Bounded by the
+/// number of folders this process has watched.
+fn stamp_readings() -> &'static Mutex<HashMap<PathBuf, (Instant, Stamp)>> {
+    static READINGS: OnceLock<Mutex<HashMap<PathBuf, (Instant, Stamp)>>> = OnceLock::new();
+    READINGS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The folder's stamp: a reading another watcher took less than `max_age`
+/// ago, else a fresh one (on the blocking pool). `None` if the blocking
+/// task failed.
+async fn shared_stamp(dir: &Path, max_age: Duration) -> Option<Stamp> {
+    let recent = guard(stamp_readings())
+        .get(dir)
+        .filter(|(at, _)| at.elapsed() < max_age)
+        .map(|(_, stamp)| *stamp);
+    if recent.is_some() {
+        return recent;
+    }
+    let probe = dir.to_path_buf();
+    let stamp = tokio::task::spawn_blocking(move || folder::stamp(&probe))
+        .await
+        .ok()?;
+    guard(stamp_readings()).insert(dir.to_path_buf(), (Instant::now(), stamp));
+    Some(stamp)
+}
+
+/// Sleeps one interval at a time, then takes the stamp (or a reading of it
+/// shared with the folder's other watchers, see [`shared_stamp`]),
 /// until it differs from `baseline` — or until an unsettled baseline (an
 /// mtime within the same clock tick as a possible later change) has become
 /// settled: then one wake-up, possibly spurious, makes sure a change hidden
@@ -291,8 +320,7 @@ fn poll_stamp(dir: PathBuf, baseline: Option<Stamp>, interval: Duration) -> Stam
     Box::pin(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let probe = dir.clone();
-            let Ok(now) = tokio::task::spawn_blocking(move || folder::stamp(&probe)).await else {
+            let Some(now) = shared_stamp(&dir, interval / 2).await else {
                 continue;
             };
             match baseline {
