@@ -450,6 +450,10 @@ struct SharedSnapshot {
     /// The latest scan of the folder in this process, for the sessions that
     /// wake up after it (see [`SyncRecord`]).
     latest: Option<SyncRecord>,
+    /// Taken (asynchronously) by a session before it scans: sessions that
+    /// woke together wait here, without holding a thread, and the first
+    /// one's scan usually serves the rest.
+    scan_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One scan of a folder, handed to every session of this process that
@@ -501,14 +505,32 @@ impl SyncRecord {
     }
 }
 
-/// How a session's sync found the folder.
-enum SyncOutcome {
+/// What a session's sync found without waiting for anyone.
+enum QuickSync {
     /// Unchanged since the session's last sync (signal version then).
     Unchanged(u64),
     /// Another session's scan, still current.
     Reused(Box<SyncRecord>),
+    /// A scan is needed: it must cover the signal version given.
+    Stale(u64),
+}
+
+/// What a session's sync found after its turn at the folder's scan gate.
+enum GatedSync {
+    /// A scan made while it waited, current enough.
+    Reused(Box<SyncRecord>),
     /// A scan of its own.
     Scanned(Box<Scan>),
+}
+
+/// The latest scan of the folder if a session that saw signal `version`
+/// and needs `claim` may take it now (the stamp is taken here).
+fn reusable_record(ctx: &FolderCtx, version: u64, claim: bool) -> Option<Box<SyncRecord>> {
+    let shared = index::lock(&ctx.shared);
+    let record = shared.latest.as_ref()?;
+    record
+        .reusable(&ctx.dir, version, folder::stamp(&ctx.dir), claim)
+        .then(|| Box::new(record.clone()))
 }
 
 /// A session's own scan of a folder.
@@ -882,20 +904,37 @@ impl Mailbox for MaildirMailbox {
         let claim = !self.read_only;
         let last = self.stamp.filter(folder::Stamp::settled);
         let outcome = blocking(move || {
-            let signal = watch::signal(&ctx.dir);
             // The version first, then the stamp: a change between the two
             // shows in the stamp; one after both bumps the version.
-            let version = signal.version();
-            let now = folder::stamp(&ctx.dir);
-            if last.is_some() && last == Some(now) {
+            let version = watch::signal(&ctx.dir).version();
+            if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
                 // Nothing in the folder changed since the last sync.
-                return Ok(SyncOutcome::Unchanged(version));
+                return Ok(QuickSync::Unchanged(version));
             }
-            if let Some(record) = &index::lock(&ctx.shared).latest
-                && record.reusable(&ctx.dir, version, now, claim)
-            {
-                return Ok(SyncOutcome::Reused(Box::new(record.clone())));
+            Ok(match reusable_record(&ctx, version, claim) {
+                Some(record) => QuickSync::Reused(record),
+                None => QuickSync::Stale(version),
+            })
+        })
+        .await?;
+        let version = match outcome {
+            QuickSync::Unchanged(version) => {
+                self.seen_version = version;
+                return Ok(Vec::new());
             }
+            QuickSync::Reused(record) => return Ok(self.take_record(*record)),
+            QuickSync::Stale(version) => version,
+        };
+        // One scan at a time per folder in this process; whoever waited
+        // here usually finds the scan made meanwhile good enough.
+        let gate = Arc::clone(&index::lock(&self.folder.shared).scan_gate);
+        let _turn = gate.lock().await;
+        let ctx = Arc::clone(&self.folder);
+        let outcome = blocking(move || {
+            if let Some(record) = reusable_record(&ctx, version, claim) {
+                return Ok(GatedSync::Reused(record));
+            }
+            let signal = watch::signal(&ctx.dir);
             let watched = watch::inotify_watching(&ctx.dir);
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
             let version = signal.version();
@@ -905,7 +944,7 @@ impl Mailbox for MaildirMailbox {
             // Every in-process change is made under this lock, so none can
             // fall between the scan and this read.
             let seen = signal.version();
-            Ok(SyncOutcome::Scanned(Box::new(Scan {
+            Ok(GatedSync::Scanned(Box::new(Scan {
                 synced,
                 version,
                 seen,
@@ -916,12 +955,8 @@ impl Mailbox for MaildirMailbox {
         })
         .await?;
         match outcome {
-            SyncOutcome::Unchanged(version) => {
-                self.seen_version = version;
-                Ok(Vec::new())
-            }
-            SyncOutcome::Reused(record) => Ok(self.take_record(*record)),
-            SyncOutcome::Scanned(scan) => {
+            GatedSync::Reused(record) => Ok(self.take_record(*record)),
+            GatedSync::Scanned(scan) => {
                 let seen = scan.seen;
                 let record = self.share_scan(*scan, claim);
                 let changes = self.take_record(record);

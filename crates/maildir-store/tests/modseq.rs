@@ -707,3 +707,48 @@ async fn one_scan_serves_every_idle_session_after_new_mail() {
         vec![MailboxChange::FlagsChanged(Uid(4), flags(&[Flag::Seen]))]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_woken_together_all_see_new_mail_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = account_with(dir.path(), 3).await;
+    let mut sessions = Vec::new();
+    for i in 0..40 {
+        sessions.push(
+            account
+                .open_folder(&FolderName::inbox(), i % 8 == 7)
+                .await
+                .unwrap(),
+        );
+    }
+    let watchers: Vec<_> = sessions.iter().map(MaildirMailbox::watch).collect();
+    let root = account.root().to_path_buf();
+    fs::write(root.join("tmp/ext"), b"Subject: new\r\n\r\nx").unwrap();
+    fs::rename(root.join("tmp/ext"), root.join("new/1700000001.M1P9.mta")).unwrap();
+    // Every session syncs at the same time, as IDLE sessions woken by one
+    // delivery do.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut session) in sessions.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let changes = session.sync().await.unwrap();
+            (i % 8 == 7, session, changes)
+        });
+    }
+    let mut claimed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (read_only, session, changes) = joined.unwrap();
+        assert_eq!(changes, vec![MailboxChange::Added(Uid(4))]);
+        assert_eq!(
+            session.messages().iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![Uid(1), Uid(2), Uid(3), Uid(4)]
+        );
+        if !read_only {
+            claimed += usize::from(session.messages()[3].recent);
+        }
+    }
+    assert_eq!(
+        claimed, 1,
+        "exactly one read-write session has the new message as \\Recent"
+    );
+    drop(watchers);
+}
