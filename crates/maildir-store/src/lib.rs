@@ -34,7 +34,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mail_store::{
     AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeWatcher, ConditionalStore,
@@ -479,6 +479,8 @@ struct SyncRecord {
     /// that scans itself) and after it.
     before: folder::Stamp,
     after: folder::Stamp,
+    /// When the scan ended.
+    finished: Instant,
     uid_validity: UidValidity,
     uid_next: u32,
     /// The first UID no session has claimed as `\Recent` after the scan.
@@ -497,8 +499,13 @@ impl SyncRecord {
     /// folder at `stamp` may take this result; a read-write session
     /// (`claim`) only if no message is left for it to claim as `\Recent`.
     fn reusable(&self, dir: &Path, version: u64, stamp: folder::Stamp, claim: bool) -> bool {
+        self.after == stamp && self.covers(dir, version, claim)
+    }
+
+    /// Whether the scan covers every change signalled up to `version`, will
+    /// be told of any later one (inotify) and leaves nothing to claim.
+    fn covers(&self, dir: &Path, version: u64, claim: bool) -> bool {
         self.version >= version
-            && self.after == stamp
             && (!claim || self.first_unclaimed >= self.uid_next)
             && self.watched
             && watch::inotify_watching(dir)
@@ -719,6 +726,7 @@ impl MaildirMailbox {
             watched,
             before,
             after,
+            finished: Instant::now(),
             uid_validity: synced.uid_validity,
             uid_next: synced.uid_next,
             // A read-write scan claimed everything up to UIDNEXT.
@@ -900,35 +908,56 @@ impl Mailbox for MaildirMailbox {
     }
 
     async fn sync(&mut self) -> StoreResult<Vec<MailboxChange>> {
+        let called = Instant::now();
         let ctx = Arc::clone(&self.folder);
         let claim = !self.read_only;
         let last = self.stamp.filter(folder::Stamp::settled);
-        let outcome = blocking(move || {
-            // The version first, then the stamp: a change between the two
-            // shows in the stamp; one after both bumps the version.
-            let version = watch::signal(&ctx.dir).version();
-            if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
-                // Nothing in the folder changed since the last sync.
-                return Ok(QuickSync::Unchanged(version));
-            }
-            Ok(match reusable_record(&ctx, version, claim) {
-                Some(record) => QuickSync::Reused(record),
-                None => QuickSync::Stale(version),
+        let signalled = watch::signal(&ctx.dir).version();
+        let version = if signalled == self.seen_version {
+            // No change signalled since the last sync: the stamps tell
+            // whether anything changed unsignalled (another NFS client).
+            let outcome = blocking(move || {
+                // The version first, then the stamp: a change between the
+                // two shows in the stamp; one after both bumps the version.
+                let version = watch::signal(&ctx.dir).version();
+                if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
+                    // Nothing in the folder changed since the last sync.
+                    return Ok(QuickSync::Unchanged(version));
+                }
+                Ok(match reusable_record(&ctx, version, claim) {
+                    Some(record) => QuickSync::Reused(record),
+                    None => QuickSync::Stale(version),
+                })
             })
-        })
-        .await?;
-        let version = match outcome {
-            QuickSync::Unchanged(version) => {
-                self.seen_version = version;
-                return Ok(Vec::new());
+            .await?;
+            match outcome {
+                QuickSync::Unchanged(version) => {
+                    self.seen_version = version;
+                    return Ok(Vec::new());
+                }
+                QuickSync::Reused(record) => return Ok(self.take_record(*record)),
+                QuickSync::Stale(version) => version,
             }
-            QuickSync::Reused(record) => return Ok(self.take_record(*record)),
-            QuickSync::Stale(version) => version,
+        } else {
+            // Something changed: straight to the queue for a scan.
+            signalled
         };
         // One scan at a time per folder in this process; whoever waited
         // here usually finds the scan made meanwhile good enough.
         let gate = Arc::clone(&index::lock(&self.folder.shared).scan_gate);
         let _turn = gate.lock().await;
+        // A scan that ended after this call began and covers every change
+        // signalled before it is as good as one of our own, without a
+        // single system call: the sessions that new mail woke together take
+        // the first one's scan this way.
+        let fresh = index::lock(&self.folder.shared)
+            .latest
+            .as_ref()
+            .filter(|r| r.finished >= called && r.covers(&self.folder.dir, version, claim))
+            .cloned();
+        if let Some(record) = fresh {
+            return Ok(self.take_record(record));
+        }
         let ctx = Arc::clone(&self.folder);
         let outcome = blocking(move || {
             if let Some(record) = reusable_record(&ctx, version, claim) {
