@@ -5,7 +5,7 @@
 
 use account_auth::Authenticator;
 use imap_protocol::{Code, MailboxArg};
-use mail_store::{AccountStore, FolderName, MailStore, StoreErrorKind, StoreResult};
+use mail_store::{AccountStore, FolderName, MailStore, Mailbox as _, StoreErrorKind, StoreResult};
 
 use crate::convert::{folder_name, store_error};
 use crate::{Done, ImapSession};
@@ -76,7 +76,19 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
                     None => return Done::bad("Log in first"),
                 };
                 match (reopened, self.state.view_mut()) {
-                    (Ok(mailbox), Some(view)) => {
+                    // Sequence numbers come from the store's snapshot: if
+                    // another session expunged or delivered between the
+                    // rename and the reopen, the client's numbering no
+                    // longer holds, so the session ends as for a folder
+                    // that went away (the client reconnects and resyncs).
+                    (Ok(mailbox), Some(view))
+                        if view
+                            .mailbox
+                            .messages()
+                            .iter()
+                            .map(|m| m.uid)
+                            .eq(mailbox.messages().iter().map(|m| m.uid)) =>
+                    {
                         view.mailbox = mailbox;
                         view.name = to;
                     }

@@ -101,21 +101,21 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         let only_header = needs_text && !keys.iter().any(needs_body);
         let session = self.conn.session_id;
         let largest_seq = view.exists();
-        let largest_uid = view.uids.last().map_or(0, |u| u.0);
+        let messages = view.messages();
+        let largest_uid = messages.last().map_or(0, |m| m.uid.0);
         let mut found = Vec::new();
-        for (c, chunk) in view.uids.chunks(CACHE_BATCH).enumerate() {
+        for (c, chunk) in messages.chunks(CACHE_BATCH).enumerate() {
             let mut cached = if only_header {
-                header_lookup(&view.mailbox, chunk, session).await
+                let uids: Vec<Uid> = chunk.iter().map(|m| m.uid).collect();
+                header_lookup(&view.mailbox, &uids, session).await
             } else {
                 Vec::new()
             }
             .into_iter();
             let mut fresh = Vec::new();
-            for (j, uid) in chunk.iter().enumerate() {
+            for (j, meta) in chunk.iter().enumerate() {
+                let uid = &meta.uid;
                 let hit = cached.next().flatten();
-                let Some(meta) = view.meta(*uid) else {
-                    continue;
-                };
                 let bytes = if let Some(header) = hit {
                     Some(header)
                 } else if needs_text {

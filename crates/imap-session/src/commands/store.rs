@@ -154,13 +154,10 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             None => None,
         };
         let deleted: Vec<Uid> = view
-            .uids
+            .messages()
             .iter()
-            .copied()
-            .filter(|uid| {
-                view.meta(*uid)
-                    .is_some_and(|m| m.flags.contains(&mail_store::Flag::Deleted))
-            })
+            .filter(|m| m.flags.contains(&mail_store::Flag::Deleted))
+            .map(|m| m.uid)
             .filter(|uid| {
                 allowed
                     .as_ref()
@@ -171,11 +168,11 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             return Done::ok("EXPUNGE completed");
         }
         match view.mailbox.expunge(&deleted).await {
-            Ok(removed) => {
-                for uid in removed {
-                    if let Some(seq) = view.remove(uid) {
-                        emit(&Response::Data(Data::Expunge(seq)), out);
-                    }
+            Ok(mut removed) => {
+                // Only the command's own targets, which the view had.
+                removed.retain(|uid| deleted.binary_search(uid).is_ok());
+                for seq in view.removed_seqs(&removed) {
+                    emit(&Response::Data(Data::Expunge(seq)), out);
                 }
                 Done::ok("EXPUNGE completed")
             }
@@ -250,10 +247,14 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
         }
         // The moved messages left the mailbox: tell the client (§7.4.1 allows
         // EXPUNGE in the response to MOVE).
-        for uid in source {
-            if let Some(seq) = view.remove(Uid(uid)) {
-                emit(&Response::Data(Data::Expunge(seq)), out);
-            }
+        // `uids` is ascending (from `resolve`): only the command's targets.
+        let moved: Vec<Uid> = source
+            .into_iter()
+            .map(Uid)
+            .filter(|uid| uids.binary_search(uid).is_ok())
+            .collect();
+        for seq in view.removed_seqs(&moved) {
+            emit(&Response::Data(Data::Expunge(seq)), out);
         }
         Done::ok("MOVE completed")
     }
