@@ -12,8 +12,9 @@
 //!
 //! Values are opaque and never change for a UID (a message's content never
 //! does), so a later record for the same UID and field simply wins. Writes
-//! append one buffer per `cache_fields` call (10,000 values, one `write`)
-//! under the folder lock; a `drop` is appended when a message leaves the
+//! append one buffer per `cache_fields` call (10,000 values, one `write`,
+//! not fsynced: a cache lost in a crash is only work redone) under the
+//! folder lock; a `drop` is appended when a message leaves the
 //! folder; the file is rewritten without dead entries once they outweigh
 //! live ones. The file is only a cache: a torn or corrupt part is ignored
 //! (and cut off by the next writer), a header of another UIDVALIDITY makes
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use mail_store::{CachedField, MAX_CACHED_FIELD_LEN, StoreError, StoreResult, Uid};
 
 use crate::index::{
-    self, Fields, LogPosition, Registry, append_log, frame, record_at, records, scan_log,
+    self, Fields, LogPosition, Registry, append_log_with, frame, record_at, records, scan_log,
 };
 
 /// The cache file inside each folder directory.
@@ -271,7 +272,11 @@ impl FolderCache {
         let path = dir.join(CACHE_FILE);
         let before = self.pos.valid_len;
         if !self.rewrite && !self.pos.torn && self.dead <= self.slots.len() + 1024 {
-            let len = append_log(&path, &records_buf)
+            // Not synced: the file is only a cache. A value lost in a crash
+            // is derived again; a torn tail fails its CRC and is cut off by
+            // the next writer; a value never changes for a UID, and a lost
+            // `drop` leaves values of UIDs that are never reused.
+            let len = append_log_with(&path, &records_buf, false)
                 .map_err(|e| StoreError::io(format_args!("appending to {}", path.display()), &e))?;
             if len == before + records_buf.len() as u64 {
                 let (recs, _) = records(&records_buf);

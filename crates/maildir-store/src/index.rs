@@ -280,9 +280,18 @@ pub fn scan_log(
 /// Appends `bytes` to the log at `path` in one write and syncs the data;
 /// returns the file's new length.
 pub fn append_log(path: &Path, bytes: &[u8]) -> io::Result<u64> {
+    append_log_with(path, bytes, true)
+}
+
+/// [`append_log`], syncing the data only if `sync`: for a log whose loss
+/// costs nothing but work (the derived-field cache), where a torn or
+/// missing tail after a crash is ignored by its CRCs.
+pub fn append_log_with(path: &Path, bytes: &[u8], sync: bool) -> io::Result<u64> {
     let mut file = fs::OpenOptions::new().append(true).open(path)?;
     file.write_all(bytes)?;
-    file.sync_data()?;
+    if sync {
+        file.sync_data()?;
+    }
     Ok(file.metadata()?.len())
 }
 
