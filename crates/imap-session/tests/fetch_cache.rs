@@ -495,6 +495,53 @@ async fn whole_mailbox_fetch_batches_store_calls() {
     );
 }
 
+/// Messages are read ahead in groups: a FETCH of every body, over several
+/// output budgets, still reads each message exactly once and answers each
+/// with its own bytes, in order; a first ENVELOPE FETCH reads each once too.
+#[tokio::test]
+async fn read_ahead_reads_each_message_once_and_in_order() {
+    let (store, counts, mut s) = setup();
+    let n = 300;
+    let filler = "x".repeat(10_000);
+    let message = |i: usize| {
+        format!("From: user{i}@example.org\r\nSubject: message {i}\r\n\r\n{filler} {i}\r\n")
+    };
+    for i in 0..n {
+        store
+            .deliver(USER, "INBOX", message(i).as_bytes(), Flags::new())
+            .unwrap();
+    }
+    selected(&mut s).await;
+    counts.reset();
+    let out = send(&mut s, "a UID FETCH 1:* (UID BODY.PEEK[])\r\n").await;
+    assert!(out.len() > 2 * 1024 * 1024, "several budgets");
+    assert_eq!(counts.get().0, n);
+    let text = String::from_utf8_lossy(&out);
+    let mut rest = &text[..];
+    for i in 0..n {
+        let expected = format!(
+            "* {} FETCH (UID {} BODY[] {{{}}}\r\n{}",
+            i + 1,
+            i + 1,
+            message(i).len(),
+            message(i)
+        );
+        let at = rest
+            .find(&expected)
+            .unwrap_or_else(|| panic!("message {i}"));
+        rest = &rest[at + expected.len()..];
+    }
+    assert!(
+        rest.ends_with("a OK FETCH completed\r\n"),
+        "{}",
+        &rest[rest.len().saturating_sub(100)..]
+    );
+    counts.reset();
+    let out = send(&mut s, "b UID FETCH 1:* (ENVELOPE)\r\n").await;
+    assert_eq!(counts.get().0, n);
+    assert!(String::from_utf8_lossy(&out).contains(&format!("\"message {}\"", n - 1)));
+}
+
 /// A value over `MAX_CACHED_FIELD_LEN` is not handed to the store (it would
 /// not keep it): such a message is parsed every time, with the same answer.
 #[tokio::test]

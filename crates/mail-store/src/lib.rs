@@ -205,6 +205,24 @@ pub trait Mailbox: Send + Sync + 'static {
     /// The full message bytes, exactly as stored.
     fn read_message(&self, uid: Uid) -> impl Future<Output = StoreResult<Vec<u8>>> + Send;
 
+    /// Several whole messages, one result per UID in the order asked, each
+    /// as [`Mailbox::read_message`] would return it. A storage may read
+    /// them in one go (the Maildir store reads them in one blocking task
+    /// instead of one thread hand-off per message); the caller bounds how
+    /// many bytes it asks for at once.
+    fn read_messages(
+        &self,
+        uids: &[Uid],
+    ) -> impl Future<Output = Vec<StoreResult<Vec<u8>>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                out.push(self.read_message(uid).await);
+            }
+            out
+        }
+    }
+
     /// Replaces, adds or removes flags on the given messages; returns the new
     /// flags of each message that still exists.
     fn store_flags(

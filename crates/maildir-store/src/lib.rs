@@ -837,6 +837,54 @@ impl MaildirMailbox {
     }
 }
 
+/// One message of a [`Mailbox::read_messages`] batch (on the blocking
+/// pool): its bytes, and its new file name if another program renamed it
+/// since the session's last look (found again by base name).
+fn read_one(
+    ctx: &FolderCtx,
+    cur: &Path,
+    uid: Uid,
+    name: Option<String>,
+    uid_next: Uid,
+) -> (StoreResult<Vec<u8>>, Option<(Uid, String)>) {
+    let Some(filename) = name else {
+        let kind = if uid < uid_next {
+            StoreErrorKind::Expunged
+        } else {
+            StoreErrorKind::NotFound
+        };
+        let err = StoreError::new(kind, format!("no UID {uid} in {}", ctx.name));
+        return (Err(err), None);
+    };
+    match std::fs::read(cur.join(&filename)) {
+        Ok(bytes) => return (Ok(bytes), None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return (
+                Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
+                None,
+            );
+        }
+    }
+    match folder::find_by_base(&ctx.dir, uidlist::base_name(&filename)) {
+        Err(e) => (Err(e), None),
+        Ok(None) => (
+            Err(StoreError::new(
+                StoreErrorKind::Expunged,
+                format!("UID {uid} in {} was expunged", ctx.name),
+            )),
+            None,
+        ),
+        Ok(Some(current)) => match std::fs::read(cur.join(&current)) {
+            Ok(bytes) => (Ok(bytes), Some((uid, current))),
+            Err(e) => (
+                Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
+                None,
+            ),
+        },
+    }
+}
+
 /// Reads `len` octets from `offset` of the file at `path` (fewer at its end).
 fn read_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(path)?;
@@ -997,6 +1045,36 @@ impl Mailbox for MaildirMailbox {
 
     async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
         self.read_with(uid, |path| std::fs::read(path)).await
+    }
+
+    async fn read_messages(&self, uids: &[Uid]) -> Vec<StoreResult<Vec<u8>>> {
+        let names: Vec<(Uid, Option<String>)> = {
+            let files = lock_files(&self.files);
+            uids.iter().map(|u| (*u, files.get(u).cloned())).collect()
+        };
+        let uid_next = self.uid_next;
+        let ctx = Arc::clone(&self.folder);
+        let result = blocking(move || {
+            let cur = ctx.dir.join("cur");
+            Ok(names
+                .into_iter()
+                .map(|(uid, name)| read_one(&ctx, &cur, uid, name, uid_next))
+                .collect::<Vec<_>>())
+        })
+        .await;
+        match result {
+            Err(e) => uids.iter().map(|_| Err(e.clone())).collect(),
+            Ok(reads) => {
+                let mut out = Vec::with_capacity(reads.len());
+                for (read, renamed) in reads {
+                    if let Some((uid, current)) = renamed {
+                        Arc::make_mut(&mut *lock_files(&self.files)).insert(uid, current);
+                    }
+                    out.push(read);
+                }
+                out
+            }
+        }
     }
 
     async fn read_range(&self, uid: Uid, offset: u64, len: u64) -> StoreResult<Vec<u8>> {

@@ -666,3 +666,48 @@ async fn full_disk_is_temporary_and_leaves_nothing() {
     let mailbox = account.open_folder(&inbox, true).await.unwrap();
     assert_eq!(mailbox.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn read_messages_reads_each_in_order_and_reports_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = open(dir.path()).await;
+    let inbox = FolderName::inbox();
+    let bodies: [&[u8]; 3] = [
+        b"Subject: a\r\n\r\nA\r\n",
+        b"Subject: b\r\n\r\nB\r\n",
+        b"Subject: c\r\n\r\nC\r\n",
+    ];
+    for body in bodies {
+        account
+            .append(&inbox, body, &Flags::new(), None)
+            .await
+            .unwrap();
+    }
+    let mailbox = account.open_folder(&inbox, false).await.unwrap();
+    // UID 2 renamed behind our back (a flag change by another program):
+    // found again by its base name.
+    let cur = account.root().join("cur");
+    let second = fs::read_dir(&cur)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .find(|n| fs::read(cur.join(n)).unwrap() == bodies[1])
+        .unwrap();
+    fs::rename(cur.join(&second), cur.join(format!("{second}S"))).unwrap();
+    // UID 3 deleted behind our back: expunged.
+    let third = fs::read_dir(&cur)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .find(|n| fs::read(cur.join(n)).unwrap() == bodies[2])
+        .unwrap();
+    fs::remove_file(cur.join(&third)).unwrap();
+    let read = mailbox
+        .read_messages(&[Uid(2), Uid(1), Uid(3), Uid(9)])
+        .await;
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[0].as_ref().unwrap(), bodies[1]);
+    assert_eq!(read[1].as_ref().unwrap(), bodies[0]);
+    assert_eq!(read[2].as_ref().unwrap_err().kind, StoreErrorKind::Expunged);
+    assert_eq!(read[3].as_ref().unwrap_err().kind, StoreErrorKind::NotFound);
+    // The new name was remembered.
+    assert_eq!(mailbox.read_message(Uid(2)).await.unwrap(), bodies[1]);
+}

@@ -33,7 +33,7 @@
 //! [`mail_store::MAX_CACHED_FIELD_LEN`] is not cached: its message is read
 //! each time, as before.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::OnceLock;
 
 use account_auth::Authenticator;
@@ -147,6 +147,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             condstore,
             derived: uses_cache.then(DerivedCache::default),
             only_derived,
+            read_ahead: HashMap::new(),
         };
         match self.fetch_some(&mut pending, out).await {
             Ok(true) => Some(pending.done()),
@@ -248,7 +249,23 @@ async fn fetch_messages<M: Mailbox>(
                 || (wants_structure && structure.is_none())
                 || (wants_header && header.is_none()));
         let message = if must_read {
-            match view.mailbox.read_message(uid).await {
+            let read = match pending.read_ahead.remove(&uid) {
+                Some(read) => read,
+                None => {
+                    let uids = reads_ahead(view, pending, uid, wants_envelope, wants_structure);
+                    let mut reads = view.mailbox.read_messages(&uids).await.into_iter();
+                    // The first read is this message's; the others wait for their turn.
+                    let own = reads.next();
+                    pending
+                        .read_ahead
+                        .extend(uids[1..].iter().copied().zip(reads));
+                    match own {
+                        Some(read) => read,
+                        None => view.mailbox.read_message(uid).await,
+                    }
+                }
+            };
+            match read {
                 Ok(bytes) => Some(bytes),
                 Err(err)
                     if matches!(
@@ -411,6 +428,59 @@ async fn fetch_messages<M: Mailbox>(
     }
     pending.vanished |= vanished;
     Ok(true)
+}
+
+/// Messages read in one storage call when a FETCH must read one
+/// ([`reads_ahead`], `Mailbox::read_messages`): the Maildir store reads on
+/// its blocking pool, and one hand-off per message cost more than reading
+/// (body FETCH 130 -> 475 MiB/s measured with a batch read). Held only
+/// while the FETCH runs, never while the connection waits.
+const READ_AHEAD: usize = 64;
+/// Bytes read ahead at most (by RFC822.SIZE), beyond the message itself.
+const READ_AHEAD_BYTES: u64 = 512 * 1024;
+
+/// `uid` and the next targets that will need their bytes too (for a FETCH
+/// that can be served from the cache: those whose wanted values it lacks),
+/// at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
+fn reads_ahead<M: Mailbox>(
+    view: &SelectedView<M>,
+    pending: &PendingFetch,
+    uid: Uid,
+    wants_envelope: bool,
+    wants_structure: bool,
+) -> Vec<Uid> {
+    let mut uids = vec![uid];
+    let mut bytes = 0u64;
+    let mut add = |u: Uid| {
+        let size = view.meta(u).map_or(0, |m| m.size);
+        if uids.len() >= READ_AHEAD || bytes + size > READ_AHEAD_BYTES {
+            return false;
+        }
+        bytes += size;
+        uids.push(u);
+        true
+    };
+    match &pending.derived {
+        Some(cache) if pending.only_derived => {
+            // Only the cache's misses are read; its look-ups cover the next
+            // targets in order. (A header miss alone is never read ahead.)
+            for (u, envelope, structure, _) in &cache.ahead {
+                let miss = (wants_envelope && envelope.is_none())
+                    || (wants_structure && structure.is_none());
+                if miss && !add(*u) {
+                    break;
+                }
+            }
+        }
+        _ => {
+            for (_, u) in &pending.targets {
+                if !add(*u) {
+                    break;
+                }
+            }
+        }
+    }
+    uids
 }
 
 /// Messages looked up in, and values handed to, the store's derived-field
@@ -592,7 +662,7 @@ pub(crate) const FETCH_OUTPUT_BUDGET: usize = 1024 * 1024;
 /// A FETCH in progress across `process` calls.
 pub(crate) struct PendingFetch {
     tag: imap_protocol::Tag,
-    targets: std::collections::VecDeque<(u32, mail_store::Uid)>,
+    targets: VecDeque<(u32, mail_store::Uid)>,
     attrs: Vec<FetchAttr>,
     by_uid: bool,
     needs_bytes: bool,
@@ -606,6 +676,9 @@ pub(crate) struct PendingFetch {
     derived: Option<DerivedCache>,
     /// No item but those needs the message (cache hits are not read).
     only_derived: bool,
+    /// Messages read together with an earlier one ([`reads_ahead`]), until
+    /// their turn: at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
+    read_ahead: HashMap<Uid, mail_store::StoreResult<Vec<u8>>>,
 }
 
 impl PendingFetch {
