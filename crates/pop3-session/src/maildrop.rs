@@ -98,7 +98,17 @@ pub(crate) struct Maildrop<M: Mailbox> {
     sizes_to_cache: Vec<(Uid, Vec<u8>)>,
     /// The exclusive POP3 lock, held as long as the maildrop (RFC 1939 §8).
     _lock: MaildropLock,
+    /// Whole small messages read together with an earlier one, until their
+    /// turn: `(index, bytes)`, at most [`READ_AHEAD_BYTES`] in all.
+    ahead: std::collections::VecDeque<(usize, Vec<u8>)>,
 }
+
+/// Messages read in one storage call when a client reads (or a LIST sizes)
+/// the maildrop in order: the Maildir store reads on its blocking pool, and
+/// a thread hand-off per message cost more than the read.
+const READ_AHEAD: usize = 16;
+/// Bytes kept read ahead at most, per session (held between commands).
+const READ_AHEAD_BYTES: u64 = 128 * 1024;
 
 impl<M: Mailbox> Maildrop<M> {
     /// Takes the snapshot from a freshly opened INBOX, keeping the maildrop
@@ -133,6 +143,7 @@ impl<M: Mailbox> Maildrop<M> {
             sizes_looked_up: false,
             sizes_to_cache: Vec::new(),
             _lock: lock,
+            ahead: std::collections::VecDeque::new(),
         }
     }
 
@@ -264,14 +275,65 @@ impl<M: Mailbox> Maildrop<M> {
     /// Up to [`STREAM_CHUNK`] octets of a message from `offset`; fewer means
     /// the end of the message was reached.
     pub(crate) async fn read_chunk(
-        &self,
+        &mut self,
         index: usize,
         offset: u64,
     ) -> Result<Vec<u8>, StoreError> {
+        if offset == 0 {
+            if let Some(pos) = self.ahead.iter().position(|(i, _)| *i == index) {
+                // Earlier entries were skipped (DELE'd, or asked out of order).
+                self.ahead.drain(..pos);
+                if let Some((_, bytes)) = self.ahead.pop_front() {
+                    return Ok(bytes);
+                }
+            }
+            self.ahead.clear();
+            if self.messages[index].stored_size < STREAM_CHUNK as u64 {
+                return self.read_with_following(index).await;
+            }
+        }
         let uid = self.messages[index].uid;
         self.mailbox
             .read_range(uid, offset, STREAM_CHUNK as u64)
             .await
+    }
+
+    /// A small message read whole together with the next small ones not
+    /// marked deleted (kept in `ahead` for their turn).
+    async fn read_with_following(&mut self, index: usize) -> Result<Vec<u8>, StoreError> {
+        let mut indices = vec![index];
+        let mut bytes = 0u64;
+        for (i, m) in self.messages.iter().enumerate().skip(index + 1) {
+            if indices.len() >= READ_AHEAD
+                || m.deleted
+                || m.stored_size >= STREAM_CHUNK as u64
+                || bytes + m.stored_size > READ_AHEAD_BYTES
+            {
+                break;
+            }
+            bytes += m.stored_size;
+            indices.push(i);
+        }
+        let uids: Vec<Uid> = indices.iter().map(|&i| self.messages[i].uid).collect();
+        let mut reads = self.mailbox.read_messages(&uids).await.into_iter();
+        let first = reads.next().unwrap_or_else(|| {
+            Err(StoreError::new(
+                StoreErrorKind::Internal,
+                "the store returned no message",
+            ))
+        });
+        for (i, read) in indices.into_iter().skip(1).zip(reads) {
+            // A message whose read failed is read again at its turn (and
+            // reports its error then); one that grew past a chunk too.
+            if let Ok(bytes) = read
+                && bytes.len() < STREAM_CHUNK
+            {
+                self.ahead.push_back((i, bytes));
+            }
+        }
+        let mut first = first?;
+        first.truncate(STREAM_CHUNK);
+        Ok(first)
     }
 
     /// `(number, size)` of every message not marked deleted, and the total.

@@ -35,7 +35,8 @@ struct Faults {
     expunge_fails: Arc<AtomicBool>,
     open_in_use: Arc<AtomicBool>,
     open_fails: Arc<AtomicBool>,
-    /// `read_range` from this offset on fails (`u64::MAX`: never).
+    /// `read_range` from this offset on fails, and `read_message` if it is
+    /// 0 (`u64::MAX`: never).
     read_fails_after: Arc<AtomicU64>,
     /// `read_range` calls so far.
     reads: Arc<AtomicU64>,
@@ -43,6 +44,13 @@ struct Faults {
     lock_calls: Arc<AtomicU64>,
     /// `read_message` (whole message) calls so far.
     whole_reads: Arc<AtomicU64>,
+}
+
+impl Faults {
+    /// Messages read so far, in ranges or whole.
+    fn all_reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst) + self.whole_reads.load(Ordering::SeqCst)
+    }
 }
 
 impl Default for Faults {
@@ -225,8 +233,16 @@ impl Mailbox for FaultyMailbox {
     }
 
     fn read_message(&self, uid: Uid) -> impl Future<Output = StoreResult<Vec<u8>>> + Send {
+        // A whole read starts at offset 0: it fails as a range from 0 would.
+        let fail = self.faults.read_fails_after.load(Ordering::SeqCst) == 0;
         self.faults.whole_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_message(uid)
+        let reading = self.inner.read_message(uid);
+        async move {
+            if fail {
+                return Err(StoreError::new(StoreErrorKind::Internal, "disk gone"));
+            }
+            reading.await
+        }
     }
 
     fn store_flags(
@@ -1478,7 +1494,7 @@ async fn pop3_sizes_are_cached_across_sessions() {
     let mut first = Client::new(&store);
     first.login().await;
     assert_eq!(first.cmd("LIST").await, listing);
-    assert_eq!(first.faults.reads.load(Ordering::SeqCst), 3);
+    assert_eq!(first.faults.all_reads(), 3);
     first.cmd("QUIT").await;
 
     let mut second = Client::new(&store);
@@ -1488,7 +1504,7 @@ async fn pop3_sizes_are_cached_across_sessions() {
         second.cmd("STAT").await,
         format!("+OK 3 {}\r\n", sizes.iter().sum::<u64>())
     );
-    assert_eq!(second.faults.reads.load(Ordering::SeqCst), 0);
+    assert_eq!(second.faults.all_reads(), 0);
     // RETR still sends exactly the announced size.
     let retr = second.cmd("RETR 2").await;
     assert!(
@@ -1514,5 +1530,48 @@ async fn pop3_sizes_are_cached_across_sessions() {
     let mut third = Client::new(&store);
     third.login().await;
     assert_eq!(third.cmd("LIST 3").await, format!("+OK 3 {}\r\n", sizes[2]));
-    assert_eq!(third.faults.reads.load(Ordering::SeqCst), 1);
+    assert_eq!(third.faults.all_reads(), 1);
+}
+
+#[tokio::test]
+async fn retr_in_any_order_after_read_ahead_sends_each_message_exactly() {
+    // Small messages are read several at a time; big ones (over a chunk)
+    // stream as before; DELE and out-of-order RETR must not confuse them.
+    let store = MemoryStore::new();
+    let bodies: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut m = format!("Subject: m{i}\r\n\r\n").into_bytes();
+            let len = if i % 13 == 5 {
+                STREAM_CHUNK + 1000
+            } else {
+                100 + i * 997
+            };
+            while m.len() < len {
+                m.extend_from_slice(format!("line {i} {}\r\n", m.len()).as_bytes());
+            }
+            m
+        })
+        .collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    seed(&store, &refs);
+    let mut c = Client::new(&store);
+    c.login().await;
+    let expect = |n: usize| {
+        let body = &bodies[n - 1];
+        format!(
+            "+OK {} octets\r\n{}.\r\n",
+            body.len(),
+            String::from_utf8(body.clone()).unwrap()
+        )
+    };
+    assert!(c.cmd("DELE 4").await.starts_with("+OK"));
+    let order: Vec<usize> = (1..=3)
+        .chain(5..=20)
+        .chain([30, 21, 22, 2, 23])
+        .chain(24..=40)
+        .collect();
+    for n in order {
+        assert_eq!(c.cmd(&format!("RETR {n}")).await, expect(n), "message {n}");
+    }
+    assert_eq!(c.cmd("RETR 4").await, "-ERR Message already deleted\r\n");
 }
