@@ -46,18 +46,20 @@ pub trait ProtocolSession: Send {
     /// The goodbye on server shutdown.
     fn shutdown(&mut self, out: &mut Vec<u8>);
     /// Whether the session waits for mailbox changes (IMAP IDLE): the driver
-    /// then calls [`ProtocolSession::wakeup`] every [`ProtocolSession::wakeup_interval`]
-    /// while it also waits for input.
+    /// then calls [`ProtocolSession::wakeup`] whenever its
+    /// [`ProtocolSession::idle_watcher`] fires, or, without a watcher, every
+    /// [`ProtocolSession::wakeup_interval`], while it also waits for input.
     fn idling(&self) -> bool {
         false
     }
-    /// How often to wake an idling session.
+    /// How often to wake an idling session that has no watcher.
     fn wakeup_interval(&self) -> Duration {
         Duration::from_secs(1)
     }
     /// A watcher that resolves as soon as the idling session's mailbox
     /// changes (same-process changes at once; others within the store's
-    /// polling interval). The periodic wake-up stays as the fallback.
+    /// polling interval); `None` makes the driver wake the session
+    /// periodically instead.
     fn idle_watcher(&self) -> Option<mail_store::ChangeWatcher> {
         None
     }
@@ -255,8 +257,9 @@ where
         if out.capacity() > OUT_KEEP {
             out.shrink_to(OUT_KEEP);
         }
-        // While the session idles, wake it periodically so it can report
-        // new mail; the idle deadline is not reset by these wake-ups.
+        // While the session idles, wake it when its mailbox changes so it
+        // can report new mail; the idle deadline is not reset by these
+        // wake-ups.
         let mut idle_deadline = tokio::time::Instant::now() + session.idle_timeout();
         let prelogin = !session.authenticated();
         if prelogin {
@@ -264,12 +267,20 @@ where
         }
         let mut watcher = None;
         let read = loop {
-            let wake = session.idling().then(|| session.wakeup_interval());
-            if wake.is_none() {
+            // An idling session with a watcher (the Maildir store's:
+            // in-process signal, inotify, and its own stamp polling) is
+            // woken by it alone; the periodic wake-up is for sessions whose
+            // store offers none. (With 10,000 idle sessions it meant 10,000
+            // mailbox syncs a second.)
+            let wake = if session.idling() {
+                if watcher.is_none() {
+                    watcher = session.idle_watcher();
+                }
+                watcher.is_none().then(|| session.wakeup_interval())
+            } else {
                 watcher = None;
-            } else if watcher.is_none() {
-                watcher = session.idle_watcher();
-            }
+                None
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
