@@ -10,57 +10,14 @@
 //! `n + 1`.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
-use account_auth::testing::StaticAuthenticator;
-use imap_session::{ConnectionInfo, ImapConfig, ImapSession, Next};
+use common::{Session, deliver, send};
+use mail_store::Flag;
 use mail_store::memory::MemoryStore;
-use mail_store::{Flag, Flags};
-
-type Session = ImapSession<MemoryStore, StaticAuthenticator>;
-
-const USER: &str = "alice@example.org";
-
-fn session(store: &MemoryStore) -> Session {
-    let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
-    let conn = ConnectionInfo {
-        peer: "192.0.2.1:50000".parse().unwrap(),
-        session_id: 7,
-        tls: "TLSv1.3".into(),
-    };
-    ImapSession::new(
-        Arc::new(store.clone()),
-        auth,
-        Arc::new(ImapConfig::default()),
-        conn,
-    )
-}
-
-fn deliver(store: &MemoryStore, n: usize) {
-    for i in 1..=n {
-        let message = format!("Subject: message {i}\r\n\r\nbody {i}\r\n");
-        store
-            .deliver(USER, "INBOX", message.as_bytes(), Flags::new())
-            .unwrap();
-    }
-}
-
-async fn send(session: &mut Session, input: &str) -> String {
-    session.enqueue_input(input.as_bytes());
-    let mut out = Vec::new();
-    loop {
-        match session.process(&mut out).await {
-            Next::Continue => continue,
-            _ => return String::from_utf8(out).unwrap(),
-        }
-    }
-}
 
 async fn logged_in(store: &MemoryStore) -> Session {
-    let mut s = session(store);
-    let out = send(&mut s, "L LOGIN alice@example.org secret\r\n").await;
-    assert!(out.starts_with("L OK"), "{out}");
-    s
+    common::logged_in(store, 7).await
 }
 
 /// Every SELECT and EXAMINE says HIGHESTMODSEQ (§3.1.2.1); `(CONDSTORE)`

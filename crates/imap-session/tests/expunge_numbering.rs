@@ -9,57 +9,16 @@
 //! `selected.rs`.)
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
-use account_auth::testing::StaticAuthenticator;
-use imap_session::{ConnectionInfo, ImapConfig, ImapSession, Next};
-use mail_store::Flags;
+use common::{Session, deliver, send};
 use mail_store::memory::MemoryStore;
 use proptest::prelude::*;
 
-type Session = ImapSession<MemoryStore, StaticAuthenticator>;
-
-const USER: &str = "alice@example.org";
-
-fn deliver(store: &MemoryStore, n: usize) {
-    for i in 0..n {
-        let msg = format!("From: bob@example.org\r\nSubject: m{i}\r\n\r\nbody {i}\r\n");
-        store
-            .deliver(USER, "INBOX", msg.as_bytes(), Flags::new())
-            .unwrap();
-    }
-}
-
-async fn send(session: &mut Session, input: &str) -> String {
-    session.enqueue_input(input.as_bytes());
-    let mut out = Vec::new();
-    loop {
-        match session.process(&mut out).await {
-            Next::Continue => continue,
-            _ => return String::from_utf8(out).unwrap(),
-        }
-    }
-}
-
 /// A logged-in session with INBOX selected.
 async fn selected(store: &MemoryStore, id: u64) -> Session {
-    let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
-    let conn = ConnectionInfo {
-        peer: "192.0.2.1:50000".parse().unwrap(),
-        session_id: id,
-        tls: "TLSv1.3".into(),
-    };
-    let mut s = ImapSession::new(
-        Arc::new(store.clone()),
-        auth,
-        Arc::new(ImapConfig::default()),
-        conn,
-    );
-    let out = send(
-        &mut s,
-        "L LOGIN alice@example.org secret\r\nS SELECT INBOX\r\n",
-    )
-    .await;
+    let mut s = common::logged_in(store, id).await;
+    let out = send(&mut s, "S SELECT INBOX\r\n").await;
     assert!(out.contains("S OK"), "{out}");
     s
 }

@@ -7,11 +7,13 @@
 //! wrapper that counts the calls.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use account_auth::testing::StaticAuthenticator;
-use imap_session::{ConnectionInfo, ImapConfig, ImapSession, Next};
+use imap_session::{ImapSession, Next};
 use mail_store::memory::{MemoryAccount, MemoryMailbox, MemoryStore};
 use mail_store::{
     AccountLocation, AccountStore, AppendOutcome, CachedField, ChangeWatcher, ConditionalStore,
@@ -236,29 +238,11 @@ fn setup() -> (MemoryStore, Arc<Counts>, Session) {
 }
 
 fn new_session(store: &Counting) -> Session {
-    let auth = Arc::new(StaticAuthenticator::new().with_user(USER, "secret"));
-    let conn = ConnectionInfo {
-        peer: "192.0.2.1:50000".parse().unwrap(),
-        session_id: 9,
-        tls: "TLSv1.3".into(),
-    };
-    ImapSession::new(
-        Arc::new(store.clone()),
-        auth,
-        Arc::new(ImapConfig::default()),
-        conn,
-    )
+    common::session(store, 9)
 }
 
 async fn send(session: &mut Session, input: &str) -> Vec<u8> {
-    session.enqueue_input(input.as_bytes());
-    let mut out = Vec::new();
-    loop {
-        match session.process(&mut out).await {
-            Next::Continue => continue,
-            _ => return out,
-        }
-    }
+    common::send_bytes(session, input).await
 }
 
 async fn selected(session: &mut Session) {
