@@ -433,20 +433,18 @@ struct FolderCtx {
     _index: Arc<Mutex<index::FolderIndex>>,
     /// This process's view of the folder's `coffre-cache`.
     cache: Arc<Mutex<cache::FolderCache>>,
-    /// The latest snapshot any session of this process took of the folder.
+    /// The latest scan any session of this process made of the folder.
     shared: Arc<Mutex<SharedSnapshot>>,
 }
 
-/// A folder's messages as the latest sync in this process found them
-/// (`recent` all false), shared by every session whose view is the same:
-/// a thousand idle sessions on one INBOX hold one copy, not a thousand. A
-/// session that differs (its own `\Recent` messages, its own change not yet
-/// synced by others) copies on write (`Arc::make_mut`) and shares again
-/// after its next sync.
+/// A folder's state shared by its sessions in this process. The latest
+/// scan's messages (`recent` all false) and file names are shared by every
+/// session whose view is the same: a thousand idle sessions on one INBOX
+/// hold one copy, not a thousand. A session that differs (its own `\Recent`
+/// messages, its own change not yet synced by others) copies on write
+/// (`Arc::make_mut`) and shares again after its next sync.
 #[derive(Debug, Default)]
 struct SharedSnapshot {
-    messages: Arc<Vec<MessageMeta>>,
-    files: Arc<HashMap<Uid, String>>,
     /// The latest scan of the folder in this process, for the sessions that
     /// wake up after it (see [`SyncRecord`]).
     latest: Option<SyncRecord>,
@@ -710,17 +708,30 @@ impl MaildirMailbox {
             files.insert(m.uid, m.filename);
         }
         let mut shared = index::lock(&self.folder.shared);
-        let previous = Arc::downgrade(&shared.messages);
-        let changes = if *shared.messages == fresh {
-            Vec::new()
-        } else {
-            let changes = diff(&shared.messages, &fresh);
-            shared.messages = Arc::new(fresh);
-            changes
+        // Keep the previous scan's lists where they are the same, so that
+        // sessions holding them keep sharing them.
+        let (previous, changes, messages, files) = match &shared.latest {
+            Some(last) => {
+                let (changes, messages) = if *last.messages == fresh {
+                    (Vec::new(), Arc::clone(&last.messages))
+                } else {
+                    (diff(&last.messages, &fresh), Arc::new(fresh))
+                };
+                let files = if *last.files == files {
+                    Arc::clone(&last.files)
+                } else {
+                    Arc::new(files)
+                };
+                (Arc::downgrade(&last.messages), changes, messages, files)
+            }
+            // The first scan: no session holds an earlier shared list.
+            None => (
+                std::sync::Weak::new(),
+                Vec::new(),
+                Arc::new(fresh),
+                Arc::new(files),
+            ),
         };
-        if *shared.files != files {
-            shared.files = Arc::new(files);
-        }
         let record = SyncRecord {
             version,
             watched,
@@ -736,16 +747,14 @@ impl MaildirMailbox {
                 synced.first_recent
             },
             highest_modseq: synced.highest_modseq,
-            messages: Arc::clone(&shared.messages),
-            files: Arc::clone(&shared.files),
+            messages,
+            files,
             previous,
             changes: Arc::new(changes),
         };
-        // A scan that started earlier than the one recorded must not
-        // replace it.
-        if shared.latest.as_ref().is_none_or(|r| r.version <= version) {
-            shared.latest = Some(record.clone());
-        }
+        // Scans in this process take turns at the scan gate, so this one
+        // is the latest.
+        shared.latest = Some(record.clone());
         record
     }
 
@@ -799,90 +808,60 @@ impl MaildirMailbox {
         T: Send + 'static,
         F: Fn(&Path) -> std::io::Result<T> + Send + 'static,
     {
-        let Some(filename) = lock_files(&self.files).get(&uid).cloned() else {
+        let filename = self.file_of(uid)?;
+        let ctx = Arc::clone(&self.folder);
+        let (value, renamed) =
+            blocking(move || read_found(&ctx, &ctx.dir.join("cur"), uid, &filename, &read)).await?;
+        self.remember_rename(uid, renamed);
+        Ok(value)
+    }
+
+    /// The current file name of a message of the snapshot; `Expunged` (below
+    /// UIDNEXT) or `NotFound` if the snapshot has no such message.
+    fn file_of(&self, uid: Uid) -> StoreResult<String> {
+        lock_files(&self.files).get(&uid).cloned().ok_or_else(|| {
             let kind = if uid < self.uid_next {
                 StoreErrorKind::Expunged
             } else {
                 StoreErrorKind::NotFound
             };
-            return Err(StoreError::new(
-                kind,
-                format!("no UID {uid} in {}", self.folder.name),
-            ));
-        };
-        let ctx = Arc::clone(&self.folder);
-        let (value, renamed) = blocking(move || {
-            let cur = ctx.dir.join("cur");
-            match read(&cur.join(&filename)) {
-                Ok(value) => return Ok((value, None)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
-            }
-            let base = uidlist::base_name(&filename);
-            let Some(current) = folder::find_by_base(&ctx.dir, base)? else {
-                return Err(StoreError::new(
-                    StoreErrorKind::Expunged,
-                    format!("UID {uid} in {} was expunged", ctx.name),
-                ));
-            };
-            let value = read(&cur.join(&current))
-                .map_err(|e| StoreError::io(format_args!("reading UID {uid}"), &e))?;
-            Ok((value, Some(current)))
+            StoreError::new(kind, format!("no UID {uid} in {}", self.folder.name))
         })
-        .await?;
+    }
+
+    /// Keeps the name a read found a renamed message under.
+    fn remember_rename(&self, uid: Uid, renamed: Option<String>) {
         if let Some(current) = renamed {
             Arc::make_mut(&mut *lock_files(&self.files)).insert(uid, current);
         }
-        Ok(value)
     }
 }
 
-/// One message of a [`Mailbox::read_messages`] batch (on the blocking
-/// pool): its bytes, and its new file name if another program renamed it
-/// since the session's last look (found again by base name).
-fn read_one(
+/// Reads a message of `cur/` through `read` (on the blocking pool), finding
+/// it again by base name if another program renamed it since the session's
+/// last look: the value, and the new name if it was renamed.
+fn read_found<T>(
     ctx: &FolderCtx,
     cur: &Path,
     uid: Uid,
-    name: Option<String>,
-    uid_next: Uid,
-) -> (StoreResult<Vec<u8>>, Option<(Uid, String)>) {
-    let Some(filename) = name else {
-        let kind = if uid < uid_next {
-            StoreErrorKind::Expunged
-        } else {
-            StoreErrorKind::NotFound
-        };
-        let err = StoreError::new(kind, format!("no UID {uid} in {}", ctx.name));
-        return (Err(err), None);
-    };
-    match std::fs::read(cur.join(&filename)) {
-        Ok(bytes) => return (Ok(bytes), None),
+    filename: &str,
+    read: &impl Fn(&Path) -> std::io::Result<T>,
+) -> StoreResult<(T, Option<String>)> {
+    match read(&cur.join(filename)) {
+        Ok(value) => return Ok((value, None)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return (
-                Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
-                None,
-            );
-        }
+        Err(e) => return Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
     }
-    match folder::find_by_base(&ctx.dir, uidlist::base_name(&filename)) {
-        Err(e) => (Err(e), None),
-        Ok(None) => (
-            Err(StoreError::new(
-                StoreErrorKind::Expunged,
-                format!("UID {uid} in {} was expunged", ctx.name),
-            )),
-            None,
-        ),
-        Ok(Some(current)) => match std::fs::read(cur.join(&current)) {
-            Ok(bytes) => (Ok(bytes), Some((uid, current))),
-            Err(e) => (
-                Err(StoreError::io(format_args!("reading UID {uid}"), &e)),
-                None,
-            ),
-        },
-    }
+    let base = uidlist::base_name(filename);
+    let Some(current) = folder::find_by_base(&ctx.dir, base)? else {
+        return Err(StoreError::new(
+            StoreErrorKind::Expunged,
+            format!("UID {uid} in {} was expunged", ctx.name),
+        ));
+    };
+    let value = read(&cur.join(&current))
+        .map_err(|e| StoreError::io(format_args!("reading UID {uid}"), &e))?;
+    Ok((value, Some(current)))
 }
 
 /// Reads `len` octets from `offset` of the file at `path` (fewer at its end).
@@ -1048,32 +1027,32 @@ impl Mailbox for MaildirMailbox {
     }
 
     async fn read_messages(&self, uids: &[Uid]) -> Vec<StoreResult<Vec<u8>>> {
-        let names: Vec<(Uid, Option<String>)> = {
-            let files = lock_files(&self.files);
-            uids.iter().map(|u| (*u, files.get(u).cloned())).collect()
-        };
-        let uid_next = self.uid_next;
+        let names: Vec<(Uid, StoreResult<String>)> =
+            uids.iter().map(|&uid| (uid, self.file_of(uid))).collect();
         let ctx = Arc::clone(&self.folder);
         let result = blocking(move || {
             let cur = ctx.dir.join("cur");
+            let read = |path: &Path| std::fs::read(path);
             Ok(names
                 .into_iter()
-                .map(|(uid, name)| read_one(&ctx, &cur, uid, name, uid_next))
+                .map(|(uid, name)| {
+                    let found = name.and_then(|f| read_found(&ctx, &cur, uid, &f, &read));
+                    (uid, found)
+                })
                 .collect::<Vec<_>>())
         })
         .await;
         match result {
             Err(e) => uids.iter().map(|_| Err(e.clone())).collect(),
-            Ok(reads) => {
-                let mut out = Vec::with_capacity(reads.len());
-                for (read, renamed) in reads {
-                    if let Some((uid, current)) = renamed {
-                        Arc::make_mut(&mut *lock_files(&self.files)).insert(uid, current);
-                    }
-                    out.push(read);
-                }
-                out
-            }
+            Ok(reads) => reads
+                .into_iter()
+                .map(|(uid, found)| {
+                    found.map(|(bytes, renamed)| {
+                        self.remember_rename(uid, renamed);
+                        bytes
+                    })
+                })
+                .collect(),
         }
     }
 
