@@ -29,7 +29,12 @@ fn flags(list: &[Flag]) -> Flags {
 }
 
 async fn account_with(root: &Path, count: usize) -> MaildirAccount {
-    let account = store(root).open_account(&alice()).await.unwrap();
+    account_in(&store(root), count).await
+}
+
+/// Alice's account in `store`, with `count` small messages in INBOX.
+async fn account_in(store: &MaildirStore, count: usize) -> MaildirAccount {
+    let account = store.open_account(&alice()).await.unwrap();
     for i in 0..count {
         account
             .append(
@@ -42,6 +47,14 @@ async fn account_with(root: &Path, count: usize) -> MaildirAccount {
             .unwrap();
     }
     account
+}
+
+/// INBOX of `account`, opened read-only (EXAMINE) or read-write.
+async fn inbox(account: &MaildirAccount, read_only: bool) -> MaildirMailbox {
+    account
+        .open_folder(&FolderName::inbox(), read_only)
+        .await
+        .unwrap()
 }
 
 fn modseq(mailbox: &MaildirMailbox, uid: u32) -> u64 {
@@ -61,14 +74,8 @@ fn highest(mailbox: &MaildirMailbox) -> u64 {
 async fn own_and_other_sessions_changes_get_new_modseqs() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 3).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
-    let mut b = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
+    let mut b = inbox(&account, false).await;
     let h0 = highest(&a);
     assert!(h0 >= 1);
     for m in a.messages() {
@@ -130,10 +137,7 @@ async fn own_and_other_sessions_changes_get_new_modseqs() {
 async fn external_renames_get_a_new_modseq_at_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 2).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
     let before = highest(&a);
     let m2 = modseq(&a, 2);
     // Another program (Dovecot, a mail client) sets \Flagged on UID 1 by
@@ -150,7 +154,7 @@ async fn external_renames_get_a_new_modseq_at_the_next_sync() {
     // A fresh store (another process) notices it too, without our
     // in-process state: open, then compare.
     let other = store(dir.path()).open_account(&alice()).await.unwrap();
-    let c = other.open_folder(&FolderName::inbox(), true).await.unwrap();
+    let c = inbox(&other, true).await;
     let changes = a.sync().await.unwrap();
     assert_eq!(
         changes,
@@ -168,10 +172,7 @@ async fn external_renames_get_a_new_modseq_at_the_next_sync() {
 async fn expunge_raises_highest_and_modseqs_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 3).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
     a.store_flags(&[Uid(2)], FlagOp::Add, &flags(&[Flag::Deleted]))
         .await
         .unwrap();
@@ -190,10 +191,7 @@ async fn expunge_raises_highest_and_modseqs_survive_a_restart() {
 
     // A new process: same values, read from coffre-index, no new ones.
     let account = store(dir.path()).open_account(&alice()).await.unwrap();
-    let b = account
-        .open_folder(&FolderName::inbox(), true)
-        .await
-        .unwrap();
+    let b = inbox(&account, true).await;
     let again: Vec<(Uid, u64)> = b.messages().iter().map(|m| (m.uid, m.modseq)).collect();
     assert_eq!(again, seqs);
     assert_eq!(highest(&b), h);
@@ -216,10 +214,7 @@ async fn expunge_raises_highest_and_modseqs_survive_a_restart() {
 async fn a_lost_or_corrupt_index_never_moves_modseqs_backwards() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 2).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
     a.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Seen]))
         .await
         .unwrap();
@@ -238,10 +233,7 @@ async fn a_lost_or_corrupt_index_never_moves_modseqs_backwards() {
         }
         std::thread::sleep(Duration::from_millis(2));
         let fresh = store(dir.path()).open_account(&alice()).await.unwrap();
-        let b = fresh
-            .open_folder(&FolderName::inbox(), false)
-            .await
-            .unwrap();
+        let b = inbox(&fresh, false).await;
         assert_eq!(b.status().uid_validity, uid_validity, "UIDs untouched");
         assert_eq!(b.messages().len(), 2);
         assert!(highest(&b) >= h, "damage {damage}: highest never goes back");
@@ -257,14 +249,8 @@ async fn a_lost_or_corrupt_index_never_moves_modseqs_backwards() {
 async fn unchanged_since_is_decided_under_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 2).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
-    let mut b = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
+    let mut b = inbox(&account, false).await;
     let seen_by_both = modseq(&a, 1);
     // b changes UID 1; a has not synced and still believes the old value.
     b.store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Flagged]))
@@ -314,14 +300,8 @@ async fn racing_conditional_stores_let_exactly_one_win() {
         // Two sessions of two "processes" (separate stores) see the same
         // mod-sequence, then race to change the message.
         let other = store(dir.path()).open_account(&alice()).await.unwrap();
-        let mut a = account
-            .open_folder(&FolderName::inbox(), false)
-            .await
-            .unwrap();
-        let mut b = other
-            .open_folder(&FolderName::inbox(), false)
-            .await
-            .unwrap();
+        let mut a = inbox(&account, false).await;
+        let mut b = inbox(&other, false).await;
         let base = modseq(&a, 1);
         assert_eq!(modseq(&b, 1), base);
         let flag = move |k: &str| flags(&[Flag::Keyword(format!("{k}{round}"))]);
@@ -346,10 +326,7 @@ async fn racing_conditional_stores_let_exactly_one_win() {
         assert_eq!(wins, 1, "round {round}: {ra:?} {rb:?}");
         assert_eq!(ra.modified.len() + rb.modified.len(), 1);
         // Keep the keyword table small: clear keywords for the next round.
-        let mut c = account
-            .open_folder(&FolderName::inbox(), false)
-            .await
-            .unwrap();
+        let mut c = inbox(&account, false).await;
         c.store_flags(&[Uid(1)], FlagOp::Replace, &Flags::new())
             .await
             .unwrap();
@@ -362,10 +339,7 @@ async fn racing_conditional_stores_let_exactly_one_win() {
 async fn cached_fields_persist_and_are_dropped_with_their_messages() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 3).await;
-    let mut a = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut a = inbox(&account, false).await;
     let uids = [Uid(1), Uid(2), Uid(3)];
     a.cache_fields(
         CachedField::Envelope,
@@ -390,7 +364,7 @@ async fn cached_fields_persist_and_are_dropped_with_their_messages() {
     );
     // Another process sees them.
     let other = store(dir.path()).open_account(&alice()).await.unwrap();
-    let b = other.open_folder(&FolderName::inbox(), true).await.unwrap();
+    let b = inbox(&other, true).await;
     assert_eq!(
         b.cached_fields(&uids, CachedField::Envelope).await.unwrap(),
         vec![
@@ -402,7 +376,7 @@ async fn cached_fields_persist_and_are_dropped_with_their_messages() {
     // Expunge drops the entry for good (also on disk).
     a.expunge(&[Uid(2)]).await.unwrap();
     let other = store(dir.path()).open_account(&alice()).await.unwrap();
-    let c = other.open_folder(&FolderName::inbox(), true).await.unwrap();
+    let c = inbox(&other, true).await;
     assert_eq!(
         c.cached_fields(&uids, CachedField::Envelope).await.unwrap(),
         vec![Some(b"env1".to_vec()), None, Some(b"env3".to_vec())]
@@ -413,10 +387,7 @@ async fn cached_fields_persist_and_are_dropped_with_their_messages() {
     drop((a, b, c));
     fs::remove_file(account.root().join("dovecot-uidlist")).unwrap();
     let fresh = store(dir.path()).open_account(&alice()).await.unwrap();
-    let d = fresh
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let d = inbox(&fresh, false).await;
     assert_eq!(d.messages().len(), 2);
     let new_uids: Vec<Uid> = d.messages().iter().map(|m| m.uid).collect();
     assert_eq!(
@@ -431,10 +402,7 @@ async fn cached_fields_persist_and_are_dropped_with_their_messages() {
 async fn a_cold_open_reads_the_index_not_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 3).await;
-    let a = account
-        .open_folder(&FolderName::inbox(), true)
-        .await
-        .unwrap();
+    let a = inbox(&account, true).await;
     let dates: Vec<i64> = a.messages().iter().map(|m| m.internal_date).collect();
     drop(a);
     // Make the files' mtimes lie: a sync that stats them would see 1.
@@ -448,7 +416,7 @@ async fn a_cold_open_reads_the_index_not_the_files() {
             .unwrap();
     }
     let other = store(dir.path()).open_account(&alice()).await.unwrap();
-    let b = other.open_folder(&FolderName::inbox(), true).await.unwrap();
+    let b = inbox(&other, true).await;
     let again: Vec<i64> = b.messages().iter().map(|m| m.internal_date).collect();
     assert_eq!(again, dates, "internal dates came from coffre-index");
 }
@@ -470,10 +438,7 @@ async fn inotify_wakes_idle_for_external_delivery_without_polling() {
     // An hour between polls: only inotify can wake the watcher in time.
     let store = store(dir.path()).with_watch_interval(Duration::from_secs(3600));
     let account = store.open_account(&alice()).await.unwrap();
-    let mut idle = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut idle = inbox(&account, false).await;
     let mut watcher = idle.watch();
     {
         let mut fut = std::pin::pin!(watcher.changed());
@@ -549,19 +514,10 @@ async fn idle_sessions_share_one_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let account = account_with(dir.path(), 5).await;
     // The first read-write session claims \Recent: its view is its own.
-    let first = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let first = inbox(&account, false).await;
     assert!(first.messages().iter().all(|m| m.recent));
-    let mut b = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
-    let mut c = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .unwrap();
+    let mut b = inbox(&account, false).await;
+    let mut c = inbox(&account, false).await;
     assert!(b.messages().iter().all(|m| !m.recent));
     assert_ne!(first.messages().as_ptr(), b.messages().as_ptr());
     assert_eq!(
@@ -610,31 +566,12 @@ async fn one_scan_serves_every_idle_session_after_new_mail() {
     let store = store(dir.path())
         .with_lock_timeout(Duration::from_millis(200))
         .with_watch_interval(Duration::from_secs(3600));
-    let account = store.open_account(&alice()).await.unwrap();
-    for i in 0..3 {
-        account
-            .append(
-                &FolderName::inbox(),
-                format!("Subject: {i}\r\n\r\nx").as_bytes(),
-                &Flags::new(),
-                None,
-            )
-            .await
-            .unwrap();
-    }
+    let account = account_in(&store, 3).await;
     let mut sessions = Vec::new();
     for _ in 0..12 {
-        sessions.push(
-            account
-                .open_folder(&FolderName::inbox(), false)
-                .await
-                .unwrap(),
-        );
+        sessions.push(inbox(&account, false).await);
     }
-    let mut examine = account
-        .open_folder(&FolderName::inbox(), true)
-        .await
-        .unwrap();
+    let mut examine = inbox(&account, true).await;
     let mut watchers: Vec<_> = sessions.iter().map(MaildirMailbox::watch).collect();
     let _examine_watcher = examine.watch();
 
@@ -714,12 +651,7 @@ async fn sessions_woken_together_all_see_new_mail_once() {
     let account = account_with(dir.path(), 3).await;
     let mut sessions = Vec::new();
     for i in 0..40 {
-        sessions.push(
-            account
-                .open_folder(&FolderName::inbox(), i % 8 == 7)
-                .await
-                .unwrap(),
-        );
+        sessions.push(inbox(&account, i % 8 == 7).await);
     }
     let watchers: Vec<_> = sessions.iter().map(MaildirMailbox::watch).collect();
     let root = account.root().to_path_buf();
