@@ -29,6 +29,10 @@ struct Counts {
     read_message: AtomicUsize,
     cached_fields: AtomicUsize,
     cache_fields: AtomicUsize,
+    /// The most messages asked for in one `read_messages` call, and the
+    /// most octets read in one beyond its first message.
+    largest_batch: AtomicUsize,
+    largest_batch_extra_octets: AtomicUsize,
 }
 
 impl Counts {
@@ -43,6 +47,8 @@ impl Counts {
         self.read_message.store(0, Ordering::SeqCst);
         self.cached_fields.store(0, Ordering::SeqCst);
         self.cache_fields.store(0, Ordering::SeqCst);
+        self.largest_batch.store(0, Ordering::SeqCst);
+        self.largest_batch_extra_octets.store(0, Ordering::SeqCst);
     }
 }
 
@@ -171,6 +177,23 @@ impl Mailbox for CountingMailbox {
     async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
         self.counts.read_message.fetch_add(1, Ordering::SeqCst);
         self.inner.read_message(uid).await
+    }
+    async fn read_messages(&self, uids: &[Uid]) -> Vec<StoreResult<Vec<u8>>> {
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            out.push(self.read_message(uid).await);
+        }
+        let extra: usize = out
+            .iter()
+            .skip(1)
+            .map(|r| r.as_ref().map_or(0, Vec::len))
+            .sum();
+        let counts = &self.counts;
+        counts.largest_batch.fetch_max(uids.len(), Ordering::SeqCst);
+        counts
+            .largest_batch_extra_octets
+            .fetch_max(extra, Ordering::SeqCst);
+        out
     }
     async fn store_flags(
         &mut self,
@@ -500,6 +523,13 @@ async fn read_ahead_reads_each_message_once_and_in_order() {
     let out = send(&mut s, "a UID FETCH 1:* (UID BODY.PEEK[])\r\n").await;
     assert!(out.len() > 2 * 1024 * 1024, "several budgets");
     assert_eq!(counts.get().0, n);
+    // Read in batches, within both bounds: 64 messages, and 512 KiB beyond
+    // the message whose turn it is (the octet bound is the one that binds
+    // for messages of ~10 KB: 52 more of them).
+    let batch = counts.largest_batch.load(Ordering::SeqCst);
+    let extra = counts.largest_batch_extra_octets.load(Ordering::SeqCst);
+    assert!((40..=64).contains(&batch), "largest batch {batch}");
+    assert!(extra <= 512 * 1024, "{extra} octets read ahead");
     let text = String::from_utf8_lossy(&out);
     let mut rest = &text[..];
     for i in 0..n {
@@ -524,6 +554,28 @@ async fn read_ahead_reads_each_message_once_and_in_order() {
     let out = send(&mut s, "b UID FETCH 1:* (ENVELOPE)\r\n").await;
     assert_eq!(counts.get().0, n);
     assert!(String::from_utf8_lossy(&out).contains(&format!("\"message {}\"", n - 1)));
+}
+
+/// Small messages are read at most 64 to a storage call.
+#[tokio::test]
+async fn read_ahead_asks_for_at_most_64_messages_at_once() {
+    let (store, counts, mut s) = setup();
+    for i in 0..200 {
+        store
+            .deliver(
+                USER,
+                "INBOX",
+                format!("Subject: {i}\r\n\r\nx\r\n").as_bytes(),
+                Flags::new(),
+            )
+            .unwrap();
+    }
+    selected(&mut s).await;
+    counts.reset();
+    let out = send(&mut s, "a FETCH 1:* (BODY.PEEK[])\r\n").await;
+    assert!(out.ends_with(b"a OK FETCH completed\r\n"));
+    assert_eq!(counts.get().0, 200, "each message read once");
+    assert_eq!(counts.largest_batch.load(Ordering::SeqCst), 64);
 }
 
 /// A value over `MAX_CACHED_FIELD_LEN` is not handed to the store (it would

@@ -1575,3 +1575,37 @@ async fn retr_in_any_order_after_read_ahead_sends_each_message_exactly() {
     }
     assert_eq!(c.cmd("RETR 4").await, "-ERR Message already deleted\r\n");
 }
+
+#[tokio::test]
+async fn read_ahead_is_bounded_by_count_and_octets() {
+    // Tiny messages: 16 read per storage visit (the first and 15 more).
+    let store = MemoryStore::new();
+    let tiny: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("Subject: {i}\r\n\r\nx\r\n").into_bytes())
+        .collect();
+    seed(&store, &tiny.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let mut c = Client::new(&store);
+    c.login().await;
+    assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+    assert_eq!(c.faults.all_reads(), 16);
+    for n in 2..=16 {
+        assert!(c.cmd(&format!("RETR {n}")).await.starts_with("+OK"));
+    }
+    assert_eq!(c.faults.all_reads(), 16, "served from what was read ahead");
+    c.cmd("QUIT").await;
+
+    // 10,000-octet messages: at most 128 KiB kept beyond the first (13).
+    let store = MemoryStore::new();
+    let body = |i: usize| {
+        let mut m = format!("Subject: {i}\r\n\r\n").into_bytes();
+        m.resize(10_000 - 2, b'y');
+        m.extend_from_slice(b"\r\n");
+        m
+    };
+    let big: Vec<Vec<u8>> = (0..40).map(body).collect();
+    seed(&store, &big.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let mut c = Client::new(&store);
+    c.login().await;
+    assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+    assert_eq!(c.faults.all_reads(), 1 + 128 * 1024 / 10_000);
+}
