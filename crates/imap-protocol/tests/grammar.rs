@@ -615,25 +615,31 @@ fn events(script: &[u8], chunk: usize, limits: &Limits) -> Vec<Event> {
     for piece in script.chunks(chunk) {
         receiver.enqueue_input(piece);
         while let Some(event) = receiver.next_event(limits) {
-            if matches!(&event, Event::Command(c) if c.body == CommandBody::Idle) {
-                receiver.expect(Expect::IdleDone);
-            }
-            if matches!(
-                &event,
-                Event::Command(Command {
-                    body: CommandBody::Authenticate {
-                        initial_response: None,
-                        ..
-                    },
-                    ..
-                })
-            ) {
-                receiver.expect(Expect::AuthenticateResponse);
-            }
+            expect_after(&mut receiver, &event);
             out.push(event);
         }
     }
     out
+}
+
+/// Tells the receiver what a session would after `event`: IDLE waits for
+/// DONE, AUTHENTICATE without an initial response for the SASL response.
+fn expect_after(receiver: &mut Receiver, event: &Event) {
+    if matches!(event, Event::Command(c) if c.body == CommandBody::Idle) {
+        receiver.expect(Expect::IdleDone);
+    }
+    if matches!(
+        event,
+        Event::Command(Command {
+            body: CommandBody::Authenticate {
+                initial_response: None,
+                ..
+            },
+            ..
+        })
+    ) {
+        receiver.expect(Expect::AuthenticateResponse);
+    }
 }
 
 #[test]
@@ -1089,9 +1095,7 @@ fn events_respooled(script: &[u8], chunk: usize, limits: &Limits, threshold: u64
                 literals.clear();
                 assert!(current.is_empty());
             }
-            if matches!(&event, Event::Command(c) if c.body == CommandBody::Idle) {
-                receiver.expect(Expect::IdleDone);
-            }
+            expect_after(&mut receiver, &event);
             out.push(event);
         }
     }
@@ -1133,4 +1137,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&events_respooled(&script, chunk, &limits, 10), &plain);
         proptest::prop_assert_eq!(&events_respooled(&script, script.len().max(1), &limits, 10), &plain);
     }
+}
+
+/// A proptest finding of `spooling_is_transparent`: the spooling harness
+/// did not tell the receiver that AUTHENTICATE waits for a SASL response,
+/// so the response line was parsed as a command there and not here.
+#[test]
+fn spooling_harness_expects_the_sasl_response() {
+    let limits = Limits {
+        line: 256,
+        command: 1024,
+        append: 2048,
+        literals: 4,
+    };
+    let script = b"a1 AUTHENTICATE PLAIN\r\n\r\n";
+    let plain = events(script, script.len(), &limits);
+    assert!(
+        matches!(plain[1], Event::AuthenticateResponse(_)),
+        "{plain:?}"
+    );
+    assert_eq!(events_respooled(script, 1, &limits, 10), plain);
 }
