@@ -201,6 +201,7 @@ pub fn delete_folder(root: &Path, name: &FolderName, timeout: Duration) -> Store
     let doomed = root.join(format!("{DELETING_PREFIX}{}", delivery::unique_name()));
     {
         let _folder = folder::lock_folder(&dir, timeout)?;
+        crate::watch::path_changing(&dir);
         fs::rename(&dir, &doomed)
             .map_err(|e| StoreError::io(format_args!("deleting folder {name}"), &e))?;
     }
@@ -283,6 +284,7 @@ pub fn rename_folder(
     {
         let _folder = folder::lock_folder(&root.join(&from_dir), timeout)?;
         for (old, new) in &moves {
+            crate::watch::path_changing(old);
             fs::rename(old, new)
                 .map_err(|e| StoreError::io(format_args!("renaming {}", old.display()), &e))?;
             crate::watch::notify(old);

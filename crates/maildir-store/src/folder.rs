@@ -43,8 +43,9 @@ use crate::cache;
 use crate::delivery::{self, TmpMessage};
 use crate::flags::{self, KEYWORDS_FILE, Keywords};
 use crate::index::{self, IndexEntry};
-use crate::layout::{read_optional, write_atomic};
+use crate::layout::{read_optional, write_atomic, write_replace};
 use crate::uidlist::{self, UidEntry, UidList};
+use crate::watch::Sub;
 
 /// The lock file inside each folder directory.
 pub const LOCK_FILE: &str = "coffre-uidlist.lock";
@@ -278,10 +279,17 @@ fn move_new_to_cur(dir: &Path) -> StoreResult<usize> {
         } else {
             format!("{name}{}", flags::INFO_PREFIX)
         };
+        let out = crate::watch::expect(dir, Sub::New, &name);
+        let into = crate::watch::expect(dir, Sub::Cur, &target);
         match fs::rename(new.join(&name), cur.join(&target)) {
             Ok(()) => moved += 1,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(format_args!("moving new/{name}"), &e)),
+            Err(e) => {
+                out.cancel();
+                into.cancel();
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(StoreError::io(format_args!("moving new/{name}"), &e));
+                }
+            }
         }
     }
     Ok(moved)
@@ -320,6 +328,9 @@ pub struct Synced {
     pub first_recent: u32,
     /// HIGHESTMODSEQ.
     pub highest_modseq: u64,
+    /// Whether the sync changed the UID list (and so bumped the folder's
+    /// signal once).
+    pub notified: bool,
 }
 
 /// Reads the UID list, creating a new one (with a fresh UIDVALIDITY) if the
@@ -428,10 +439,12 @@ pub fn sync_locked(
         None if !created => next_before_sync,
         None => 1,
     };
+    // `\Recent` is advisory: the file is replaced without fsync (after a
+    // crash some messages may be recent once more, nothing worse).
     if claim_recent && first_recent != list.next_uid {
-        write_atomic(dir, RECENT_FILE, list.next_uid.to_string().as_bytes())?;
+        write_replace(dir, RECENT_FILE, list.next_uid.to_string().as_bytes())?;
     } else if recorded.is_none() {
-        write_atomic(dir, RECENT_FILE, first_recent.to_string().as_bytes())?;
+        write_replace(dir, RECENT_FILE, first_recent.to_string().as_bytes())?;
     }
 
     let keywords = load_keywords(dir)?;
@@ -529,6 +542,7 @@ pub fn sync_locked(
         messages,
         first_recent,
         highest_modseq,
+        notified: changed,
     })
 }
 
@@ -668,7 +682,14 @@ pub fn store_flags_locked(
                     .push((known.uid, name, new_flags, entry.modseq));
                 break;
             }
-            match fs::rename(cur.join(&name), cur.join(&new_name)) {
+            let out = crate::watch::expect(dir, Sub::Cur, &name);
+            let into = crate::watch::expect(dir, Sub::Cur, &new_name);
+            let renamed = fs::rename(cur.join(&name), cur.join(&new_name));
+            if renamed.is_err() {
+                out.cancel();
+                into.cancel();
+            }
+            match renamed {
                 Ok(()) => {
                     let modseq = idx.next_modseq();
                     idx.put(
@@ -711,14 +732,15 @@ pub fn apply(current: &Flags, op: FlagOp, change: &Flags) -> Flags {
 }
 
 /// Removes messages and their records; returns the UIDs removed by this
-/// call (a message already gone was expunged by someone else). The caller
-/// holds the lock, so other Coffre processes see all or none of it.
+/// call (a message already gone was expunged by someone else) and, if any
+/// was, HIGHESTMODSEQ afterwards. The caller holds the lock, so other
+/// Coffre processes see all or none of it.
 pub fn expunge_locked(
     dir: &Path,
     root: &Path,
     targets: &[KnownFile],
     timeout: Duration,
-) -> StoreResult<Vec<Uid>> {
+) -> StoreResult<(Vec<Uid>, Option<u64>)> {
     let cur = dir.join("cur");
     let mut rescan = None;
     let mut removed = Vec::with_capacity(targets.len());
@@ -726,32 +748,39 @@ pub fn expunge_locked(
         let Some(name) = current_name(dir, known, &mut rescan)? else {
             continue;
         };
+        let gone = crate::watch::expect(dir, Sub::Cur, &name);
         match fs::remove_file(cur.join(&name)) {
             Ok(()) => removed.push(known.uid),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(format_args!("removing cur/{name}"), &e)),
+            Err(e) => {
+                gone.cancel();
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(StoreError::io(format_args!("removing cur/{name}"), &e));
+                }
+            }
         }
     }
     removed.sort_unstable();
     removed.dedup();
-    if !removed.is_empty() {
-        forget_uids_locked(dir, root, &removed, timeout)?;
-    }
-    Ok(removed)
+    let highest = if removed.is_empty() {
+        None
+    } else {
+        Some(forget_uids_locked(dir, root, &removed, timeout)?)
+    };
+    Ok((removed, highest))
 }
 
 /// Drops the records of messages whose files are gone (expunged or moved
-/// away). The caller holds the lock.
+/// away); returns HIGHESTMODSEQ afterwards. The caller holds the lock.
 pub fn forget_uids_locked(
     dir: &Path,
     root: &Path,
     uids: &[Uid],
     timeout: Duration,
-) -> StoreResult<()> {
+) -> StoreResult<u64> {
     let (mut list, _) = load_uidlist(dir, root, timeout)?;
     list.entries.retain(|e| uids.binary_search(&e.uid).is_err());
     write_atomic(dir, uidlist::FILE_NAME, list.serialize().as_bytes())?;
-    {
+    let highest = {
         // Each message that left raises HIGHESTMODSEQ (RFC 7162: an
         // expunge is a change a CONDSTORE client must be able to notice).
         let shared = index::shared(dir);
@@ -761,10 +790,11 @@ pub fn forget_uids_locked(
             idx.remove(*uid);
         }
         idx.commit(dir);
-    }
+        idx.highest()
+    };
     drop_cached(dir, uids);
     crate::watch::notify(dir);
-    Ok(())
+    Ok(highest)
 }
 
 /// Binds any new keywords of `message_flags` in the folder's table (written
@@ -913,8 +943,14 @@ pub fn deliver_locked(
     let base = format!("{},S={}", tmp.unique, tmp.size);
     let name = flags::build_name(&base, message_flags, &[], &keywords)?;
     let cur = dir.join("cur");
-    fs::rename(&tmp.path, cur.join(&name))
-        .map_err(|e| StoreError::io(format_args!("moving {} into cur/", tmp.unique), &e))?;
+    let into = crate::watch::expect(dir, Sub::Cur, &name);
+    if let Err(e) = fs::rename(&tmp.path, cur.join(&name)) {
+        into.cancel();
+        return Err(StoreError::io(
+            format_args!("moving {} into cur/", tmp.unique),
+            &e,
+        ));
+    }
     tmp.mark_moved();
     let placed = crate::layout::fsync_dir(&cur)
         .and_then(|()| assign_uids_locked(dir, root, timeout, vec![(base, Vec::new())]));
@@ -925,7 +961,7 @@ pub fn deliver_locked(
         },
         Err(e) => {
             // Not acknowledged: take the message back out so that a failed
-            // APPEND leaves nothing behind.
+            // APPEND leaves nothing behind (its event wakes the folder).
             let _ = fs::remove_file(cur.join(&name));
             Err(e)
         }

@@ -210,6 +210,27 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> 
     fsync_dir(dir)
 }
 
+/// Replaces the small file `name` in `dir` by renaming a new one over it,
+/// without syncing anything to disk: readers never see a partial file, but
+/// after a crash the old or an empty file may be found. For advisory data
+/// only (`coffre-recent`).
+pub fn write_replace(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let target = dir.join(name);
+    let result = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(contents))
+        .and_then(|()| fs::rename(&tmp, &target));
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io(format_args!("writing {}", target.display()), &e)
+    })
+}
+
 /// Reads a small file, `None` if it does not exist.
 pub fn read_optional(path: &Path) -> StoreResult<Option<String>> {
     match fs::read(path) {

@@ -275,31 +275,34 @@ impl AccountStore for MaildirAccount {
         let name = self
             .with_root(move |root, special, _| Ok(account::resolve(root, special, &requested)))
             .await?;
+        let dir = layout::folder_dir(&self.root, &name);
+        let (root, folder_name, folder_dir) = (Arc::clone(&self.root), name.clone(), dir.clone());
+        let watch = blocking(move || {
+            MaildirAccount::existing_folder_dir(&root, &folder_name)?;
+            layout::ensure_maildir(&folder_dir)?;
+            if !read_only {
+                let removed = delivery::clean_stale_tmp(&folder_dir, SystemTime::now());
+                if removed > 0 {
+                    tracing::info!(folder = %folder_name, removed, "removed stale tmp/ files");
+                }
+            }
+            // Watched from before the first sync on.
+            Ok(watch::InotifyGuard::new(&folder_dir))
+        })
+        .await?;
         let folder = Arc::new(FolderCtx {
-            dir: layout::folder_dir(&self.root, &name),
             root: Arc::clone(&self.root),
             name: name.clone(),
             lock_timeout: self.lock_timeout,
             special_use: Arc::clone(&self.special_use),
             quota: self.quota,
             watch_interval: self.watch_interval,
-            _index: index::shared(&layout::folder_dir(&self.root, &name)),
-            shared: SNAPSHOTS.get(&layout::folder_dir(&self.root, &name)),
-            cache: cache::shared(&layout::folder_dir(&self.root, &name)),
+            _index: index::shared(&dir),
+            shared: SNAPSHOTS.get(&dir),
+            cache: cache::shared(&dir),
+            watch,
+            dir,
         });
-        let ctx = Arc::clone(&folder);
-        blocking(move || {
-            Self::existing_folder_dir(&ctx.root, &ctx.name)?;
-            layout::ensure_maildir(&ctx.dir)?;
-            if !read_only {
-                let removed = delivery::clean_stale_tmp(&ctx.dir, SystemTime::now());
-                if removed > 0 {
-                    tracing::info!(folder = %ctx.name, removed, "removed stale tmp/ files");
-                }
-            }
-            Ok(())
-        })
-        .await?;
         let mut mailbox = MaildirMailbox {
             folder,
             read_only,
@@ -311,6 +314,8 @@ impl AccountStore for MaildirAccount {
             highest_modseq: 1,
             stamp: None,
             seen_version: 0,
+            epoch: None,
+            verified: None,
         };
         mailbox.sync().await?;
         Ok(mailbox)
@@ -435,7 +440,27 @@ struct FolderCtx {
     cache: Arc<Mutex<cache::FolderCache>>,
     /// The latest scan any session of this process made of the folder.
     shared: Arc<Mutex<SharedSnapshot>>,
+    /// This mailbox's share of the folder's inotify watches: while a
+    /// folder is open it is watched, so that "no change signalled" means
+    /// no change on this host (see [`MaildirMailbox::sync`]).
+    watch: Option<watch::InotifyGuard>,
 }
+
+impl Drop for FolderCtx {
+    fn drop(&mut self) {
+        // Kept a while: a client that selects the folder again soon (most
+        // do) finds it still watched and its latest scan still good.
+        if let Some(guard) = self.watch.take() {
+            watch::linger(guard);
+        }
+    }
+}
+
+/// How long a sync that found no change signalled may answer "unchanged"
+/// without looking at the folder's stamp: changes on this host are
+/// signalled (in-process or inotify); this bounds how late a change made
+/// where inotify cannot see it (another NFS client) is noticed.
+const VERIFY_EVERY: Duration = Duration::from_secs(1);
 
 /// A folder's state shared by its sessions in this process. The latest
 /// scan's messages (`recent` all false) and file names are shared by every
@@ -471,14 +496,18 @@ struct SyncRecord {
     /// The folder's signal version read under the lock before the scan:
     /// every change signalled up to it is in the result.
     version: u64,
-    /// Whether inotify watched the folder from before the scan.
-    watched: bool,
+    /// The epoch of the folder's inotify watch from before the scan
+    /// (`None`: not watched).
+    epoch: Option<u64>,
     /// The stamp before the scan (a session's baseline, as for a session
     /// that scans itself) and after it.
     before: folder::Stamp,
     after: folder::Stamp,
-    /// When the scan ended.
+    /// When the scan ended (or an own change updated it).
     finished: Instant,
+    /// When the scan began: changes made where inotify cannot see them are
+    /// in the result if made before then.
+    verified: Instant,
     uid_validity: UidValidity,
     uid_next: u32,
     /// The first UID no session has claimed as `\Recent` after the scan.
@@ -505,15 +534,131 @@ impl SyncRecord {
     fn covers(&self, dir: &Path, version: u64, claim: bool) -> bool {
         self.version >= version
             && (!claim || self.first_unclaimed >= self.uid_next)
-            && self.watched
-            && watch::inotify_watching(dir)
+            && self.epoch.is_some()
+            && watch::inotify_epoch(dir) == self.epoch
     }
+
+    /// Applies a change this process made under the folder lock to this
+    /// record, if the record was the folder's state just before it (same
+    /// signal version and stamp): the record then stays current, at the
+    /// signal version and stamp after the change, and the folder's other
+    /// sessions take it instead of rescanning. Returns whether it applied.
+    fn apply_own(&mut self, change: &OwnChange, edit: &OwnEdit<'_>) -> bool {
+        if self.version != change.version
+            || self.after != change.before
+            || !change.clean
+            || self.epoch.is_none()
+            || self.epoch != change.epoch
+        {
+            return false;
+        }
+        let mut messages = (*self.messages).clone();
+        let mut files = (*self.files).clone();
+        let mut changes = Vec::new();
+        match edit {
+            OwnEdit::Flags(stored) => {
+                for (uid, filename, flags, modseq) in *stored {
+                    let Ok(i) = messages.binary_search_by_key(uid, |m| m.uid) else {
+                        continue;
+                    };
+                    files.insert(*uid, filename.clone());
+                    let m = &mut messages[i];
+                    if m.flags != *flags || m.modseq != *modseq {
+                        m.flags = flags.clone();
+                        m.modseq = *modseq;
+                        changes.push(MailboxChange::FlagsChanged(*uid, flags.clone()));
+                    }
+                }
+            }
+            OwnEdit::Removed(uids) => {
+                messages.retain(|m| uids.binary_search(&m.uid).is_err());
+                for uid in uids.iter() {
+                    if files.remove(uid).is_some() {
+                        changes.push(MailboxChange::Expunged(*uid));
+                    }
+                }
+            }
+        }
+        self.previous = Arc::downgrade(&self.messages);
+        self.messages = Arc::new(messages);
+        self.files = Arc::new(files);
+        self.changes = Arc::new(changes);
+        self.highest_modseq = self.highest_modseq.max(change.highest_modseq);
+        self.version = change.version_after;
+        self.before = change.after;
+        self.after = change.after;
+        self.finished = Instant::now();
+        true
+    }
+}
+
+/// What a session's own change under the folder lock did to the folder's
+/// signal and stamp.
+#[derive(Debug, Clone, Copy)]
+struct OwnChange {
+    /// The signal version and the stamp just before the change (under the
+    /// lock) and just after it.
+    version: u64,
+    version_after: u64,
+    before: folder::Stamp,
+    after: folder::Stamp,
+    /// Whether every event inotify had queued before the change was
+    /// signalled, and the signal then moved only by the change's own
+    /// notification (nothing else was signalled meanwhile).
+    clean: bool,
+    /// The epoch of the folder's inotify watch during the change.
+    epoch: Option<u64>,
+    /// HIGHESTMODSEQ after the change.
+    highest_modseq: u64,
+}
+
+impl OwnChange {
+    /// Runs `change` (under the folder lock the caller holds), which
+    /// notifies the folder's watchers `bumps(&result)` times, and records
+    /// the signal and stamp around it.
+    fn around<T>(
+        dir: &Path,
+        change: impl FnOnce() -> StoreResult<T>,
+        bumps: impl FnOnce(&T) -> u64,
+        highest: impl FnOnce(&T) -> u64,
+    ) -> StoreResult<(T, Self)> {
+        let signal = watch::signal(dir);
+        let epoch = watch::inotify_epoch(dir);
+        let quiet = watch::quiet();
+        let version = signal.version();
+        let before = folder::stamp(dir);
+        let result = change()?;
+        let after = folder::stamp(dir);
+        let version_after = signal.version();
+        let clean = quiet
+            && epoch.is_some()
+            && watch::inotify_epoch(dir) == epoch
+            && version_after == version + bumps(&result);
+        let own = Self {
+            version,
+            version_after,
+            before,
+            after,
+            clean,
+            epoch,
+            highest_modseq: highest(&result),
+        };
+        Ok((result, own))
+    }
+}
+
+/// What a session's own change did to the messages.
+enum OwnEdit<'a> {
+    /// New names, flags and mod-sequences.
+    Flags(&'a [(Uid, String, Flags, u64)]),
+    /// Removed, ascending.
+    Removed(&'a [Uid]),
 }
 
 /// What a session's sync found without waiting for anyone.
 enum QuickSync {
-    /// Unchanged since the session's last sync (signal version then).
-    Unchanged(u64),
+    /// Unchanged since the session's last sync.
+    Unchanged,
     /// Another session's scan, still current.
     Reused(Box<SyncRecord>),
     /// A scan is needed: it must cover the signal version given.
@@ -547,8 +692,10 @@ struct Scan {
     /// The folder's stamps before and after the scan.
     before: folder::Stamp,
     after: folder::Stamp,
-    /// Whether inotify watched the folder from before the scan.
-    watched: bool,
+    /// The epoch of the folder's inotify watch from before the scan.
+    epoch: Option<u64>,
+    /// When the scan began.
+    began: Instant,
 }
 
 static SNAPSHOTS: index::Registry<SharedSnapshot> = index::Registry::new();
@@ -574,6 +721,12 @@ pub struct MaildirMailbox {
     stamp: Option<folder::Stamp>,
     /// The in-process change signal's version at the last sync.
     seen_version: u64,
+    /// The epoch of the folder's inotify watch as of the last sync: while
+    /// it is unchanged, every change made on this host since has bumped
+    /// the signal.
+    epoch: Option<u64>,
+    /// When the folder was last found unchanged by its stamp or scanned.
+    verified: Option<Instant>,
 }
 
 fn lock_files(
@@ -609,6 +762,50 @@ impl MaildirMailbox {
         known
     }
 
+    /// Whether the folder was watched by inotify all along since the last
+    /// sync and every event queued so far is signalled: then an unchanged
+    /// signal means nothing changed on this host.
+    fn trusted(&self) -> bool {
+        self.epoch.is_some()
+            && watch::inotify_epoch(&self.folder.dir) == self.epoch
+            && watch::quiet()
+    }
+
+    /// After this session's own change under the folder lock (its snapshot
+    /// already updated): if the session was current just before the change
+    /// and nothing else was signalled meanwhile, it is current after it too,
+    /// so the next sync need not rescan; the folder's latest scan is brought
+    /// up to date the same way for the other sessions.
+    fn after_own_change(&mut self, change: OwnChange, edit: &OwnEdit<'_>) {
+        self.highest_modseq = self.highest_modseq.max(change.highest_modseq);
+        let mut shared = index::lock(&self.folder.shared);
+        let applied = shared
+            .latest
+            .as_mut()
+            .is_some_and(|record| record.apply_own(&change, edit));
+        let record = shared.latest.as_ref().filter(|_| applied);
+        if change.clean
+            && self.seen_version == change.version
+            && self.stamp == Some(change.before)
+            && self.epoch.is_some()
+            && watch::inotify_epoch(&self.folder.dir) == self.epoch
+        {
+            self.seen_version = change.version_after;
+            self.stamp = Some(change.after);
+            // Share the updated lists again if this session's view is the
+            // same (it holds no `\Recent` of its own).
+            if let Some(record) = record
+                && *record.messages == *self.snapshot
+            {
+                self.snapshot = Arc::clone(&record.messages);
+                let mut files = lock_files(&self.files);
+                if **files == *record.files {
+                    *files = Arc::clone(&record.files);
+                }
+            }
+        }
+    }
+
     fn position(&self, uid: Uid) -> Option<usize> {
         self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
     }
@@ -628,18 +825,23 @@ impl MaildirMailbox {
         let known = self.known(uids);
         let ctx = Arc::clone(&self.folder);
         let change = flags.clone();
-        let outcome = blocking(move || {
+        let (outcome, own) = blocking(move || {
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
-            folder::store_flags_locked(&ctx.dir, &known, op, &change, unchanged_since)
+            OwnChange::around(
+                &ctx.dir,
+                || folder::store_flags_locked(&ctx.dir, &known, op, &change, unchanged_since),
+                |_| 1,
+                |outcome| outcome.highest_modseq,
+            )
         })
         .await?;
         let mut stored = Vec::with_capacity(outcome.stored.len());
         {
             let mut guard = lock_files(&self.files);
             let files = Arc::make_mut(&mut *guard);
-            for (uid, filename, new_flags, modseq) in outcome.stored {
-                files.insert(uid, filename);
-                stored.push((uid, new_flags, modseq));
+            for (uid, filename, new_flags, modseq) in &outcome.stored {
+                files.insert(*uid, filename.clone());
+                stored.push((*uid, new_flags.clone(), *modseq));
             }
         }
         // Our own change is not news to us at the next sync.
@@ -652,7 +854,7 @@ impl MaildirMailbox {
                 snapshot[i].modseq = *modseq;
             }
         }
-        self.highest_modseq = self.highest_modseq.max(outcome.highest_modseq);
+        self.after_own_change(own, &OwnEdit::Flags(&outcome.stored));
         Ok(ConditionalStore {
             stored: stored
                 .into_iter()
@@ -681,7 +883,8 @@ impl MaildirMailbox {
             version,
             before,
             after,
-            watched,
+            epoch,
+            began,
             ..
         } = scan;
         if claim {
@@ -734,10 +937,11 @@ impl MaildirMailbox {
         };
         let record = SyncRecord {
             version,
-            watched,
+            epoch,
             before,
             after,
             finished: Instant::now(),
+            verified: began,
             uid_validity: synced.uid_validity,
             uid_next: synced.uid_next,
             // A read-write scan claimed everything up to UIDNEXT.
@@ -765,6 +969,8 @@ impl MaildirMailbox {
         let claim = !self.read_only;
         self.stamp = Some(record.before);
         self.seen_version = record.version;
+        self.epoch = record.epoch;
+        self.verified = Some(record.verified);
         let files = record.files;
         let mut fresh = record.messages;
         self.recent.retain(|uid| files.contains_key(uid));
@@ -938,8 +1144,23 @@ impl Mailbox for MaildirMailbox {
         let called = Instant::now();
         let ctx = Arc::clone(&self.folder);
         let claim = !self.read_only;
-        let last = self.stamp.filter(folder::Stamp::settled);
+        // Trust first, then the signal: every event queued before the
+        // check is in the version read after it.
+        let trusted = self.trusted();
         let signalled = watch::signal(&ctx.dir).version();
+        if signalled == self.seen_version
+            && trusted
+            && self.verified.is_some_and(|at| at.elapsed() < VERIFY_EVERY)
+        {
+            // Watched all along and nothing signalled: nothing changed on
+            // this host since the last sync, and the stamp was looked at
+            // less than VERIFY_EVERY ago.
+            return Ok(Vec::new());
+        }
+        // An unsettled stamp (a change in the same clock tick could leave
+        // it as is) is good enough when any change on this host is
+        // signalled.
+        let last = self.stamp.filter(|stamp| stamp.settled() || trusted);
         let version = if signalled == self.seen_version {
             // No change signalled since the last sync: the stamps tell
             // whether anything changed unsignalled (another NFS client).
@@ -949,7 +1170,7 @@ impl Mailbox for MaildirMailbox {
                 let version = watch::signal(&ctx.dir).version();
                 if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
                     // Nothing in the folder changed since the last sync.
-                    return Ok(QuickSync::Unchanged(version));
+                    return Ok(QuickSync::Unchanged);
                 }
                 Ok(match reusable_record(&ctx, version, claim) {
                     Some(record) => QuickSync::Reused(record),
@@ -958,8 +1179,10 @@ impl Mailbox for MaildirMailbox {
             })
             .await?;
             match outcome {
-                QuickSync::Unchanged(version) => {
-                    self.seen_version = version;
+                QuickSync::Unchanged => {
+                    // `seen_version` stays: it is the signal read above,
+                    // before the stamp, so a change since is not skipped.
+                    self.verified = Some(called);
                     return Ok(Vec::new());
                 }
                 QuickSync::Reused(record) => return Ok(self.take_record(*record)),
@@ -991,22 +1214,31 @@ impl Mailbox for MaildirMailbox {
                 return Ok(GatedSync::Reused(record));
             }
             let signal = watch::signal(&ctx.dir);
-            let watched = watch::inotify_watching(&ctx.dir);
+            let epoch = watch::inotify_epoch(&ctx.dir);
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
+            let began = Instant::now();
             let version = signal.version();
             let before = folder::stamp(&ctx.dir);
             let synced = folder::sync_locked(&ctx.dir, &ctx.root, claim, ctx.lock_timeout)?;
             let after = folder::stamp(&ctx.dir);
-            // Every in-process change is made under this lock, so none can
-            // fall between the scan and this read.
+            // Every in-process change is made under this lock; if the
+            // signal moved by more than the scan's own notification, a
+            // change seen by inotify may have come during the scan: the
+            // next sync looks again.
             let seen = signal.version();
+            let seen = if seen == version + u64::from(synced.notified) {
+                seen
+            } else {
+                version
+            };
             Ok(GatedSync::Scanned(Box::new(Scan {
                 synced,
                 version,
                 seen,
                 before,
                 after,
-                watched,
+                epoch,
+                began,
             })))
         })
         .await?;
@@ -1129,9 +1361,14 @@ impl Mailbox for MaildirMailbox {
         }
         let known = self.known(uids);
         let ctx = Arc::clone(&self.folder);
-        let removed = blocking(move || {
+        let ((removed, _), own) = blocking(move || {
             let _lock = folder::lock_folder(&ctx.dir, ctx.lock_timeout)?;
-            folder::expunge_locked(&ctx.dir, &ctx.root, &known, ctx.lock_timeout)
+            OwnChange::around(
+                &ctx.dir,
+                || folder::expunge_locked(&ctx.dir, &ctx.root, &known, ctx.lock_timeout),
+                |(removed, _)| u64::from(!removed.is_empty()),
+                |(_, highest)| highest.unwrap_or(0),
+            )
         })
         .await?;
         {
@@ -1147,6 +1384,7 @@ impl Mailbox for MaildirMailbox {
             Arc::make_mut(&mut self.snapshot).retain(|m| removed.binary_search(&m.uid).is_err());
         }
         tracing::debug!(folder = %self.folder.name, count = removed.len(), "expunged");
+        self.after_own_change(own, &OwnEdit::Removed(&removed));
         Ok(removed)
     }
 

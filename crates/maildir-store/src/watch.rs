@@ -72,13 +72,56 @@ pub fn notify(dir: &Path) {
 /// watch descriptor belongs to.
 struct Inotifier {
     watches: Mutex<Watches>,
-    /// Folder directory → (watchers, its watch descriptors).
-    by_dir: Mutex<HashMap<PathBuf, (usize, Vec<WatchDescriptor>)>>,
+    /// Folder directory → its watches.
+    by_dir: Arc<Mutex<HashMap<PathBuf, Watched>>>,
     /// Watch descriptor id → folder directory (read by the event thread).
     by_wd: Arc<Mutex<HashMap<i32, PathBuf>>>,
+    /// Events this process's own changes will cause (see [`expect`]).
+    expected: Arc<Mutex<Expected>>,
     /// Cleared when the event thread stops (read error): polling only.
     alive: Arc<AtomicBool>,
+    /// Set by the event thread from the moment it finds events to read
+    /// until it has signalled their folders.
+    busy: Arc<AtomicBool>,
+    /// The inotify descriptor (a duplicate), to see whether events wait
+    /// unread.
+    fd: std::os::fd::OwnedFd,
 }
+
+/// One watched folder.
+struct Watched {
+    /// Its live [`InotifyGuard`]s.
+    count: usize,
+    /// The watches on `cur/` and `new/`, in that order (fewer if refused).
+    wds: Vec<WatchDescriptor>,
+    /// Which watch this is: a folder unwatched for a while and watched
+    /// again gets a new epoch, so "watched since epoch E" means without a
+    /// gap in which changes went unreported.
+    epoch: u64,
+    /// Cleared when a watch of it ended (directory removed or renamed:
+    /// inotify follows the inode, not the path).
+    intact: bool,
+}
+
+impl Watched {
+    fn complete(&self) -> bool {
+        self.intact && self.wds.len() == 2
+    }
+}
+
+/// Events this process expects from its own changes, by watch descriptor
+/// and file name: the event thread drops them instead of waking the
+/// folder's sessions a second time (they were told in-process already) and
+/// making them rescan for nothing.
+#[derive(Default)]
+struct Expected {
+    events: HashMap<(i32, std::ffi::OsString), u32>,
+    total: usize,
+}
+
+/// At most this many expected events are kept; past it they are all
+/// forgotten (their events then wake the folder: spurious, never missed).
+const MAX_EXPECTED: usize = 65_536;
 
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -103,16 +146,50 @@ fn start_inotify() -> std::io::Result<Inotifier> {
     let mut inotify = Inotify::init()?;
     let watches = inotify.watches();
     let by_wd: Arc<Mutex<HashMap<i32, PathBuf>>> = Arc::default();
+    let by_dir: Arc<Mutex<HashMap<PathBuf, Watched>>> = Arc::default();
+    let expected: Arc<Mutex<Expected>> = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));
-    let (map, flag) = (Arc::clone(&by_wd), Arc::clone(&alive));
+    let busy = Arc::new(AtomicBool::new(false));
+    let fd = std::os::fd::AsFd::as_fd(&inotify).try_clone_to_owned()?;
+    let (map, flag, working) = (Arc::clone(&by_wd), Arc::clone(&alive), Arc::clone(&busy));
+    let (dirs, own) = (Arc::clone(&by_dir), Arc::clone(&expected));
     std::thread::Builder::new()
         .name("coffre-inotify".into())
         .spawn(move || {
             let mut buffer = vec![0u8; 64 * 1024];
             loop {
-                let events = match inotify.read_events_blocking(&mut buffer) {
+                // Wait until events are queued, then say so before reading
+                // them (see `quiet`).
+                working.store(false, Ordering::SeqCst);
+                let ready = {
+                    let mut fds = [rustix::event::PollFd::new(
+                        &inotify,
+                        rustix::event::PollFlags::IN,
+                    )];
+                    rustix::event::poll(&mut fds, None)
+                };
+                match ready {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inotify stopped; IDLE polls folders instead");
+                        flag.store(false, Ordering::Relaxed);
+                        for dir in guard(&map).values() {
+                            notify(dir);
+                        }
+                        return;
+                    }
+                }
+                working.store(true, Ordering::SeqCst);
+                let events = match inotify.read_events(&mut buffer) {
                     Ok(events) => events,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "inotify stopped; IDLE polls folders instead");
                         flag.store(false, Ordering::Relaxed);
@@ -124,24 +201,48 @@ fn start_inotify() -> std::io::Result<Inotifier> {
                     }
                 };
                 let mut woken: HashSet<PathBuf> = HashSet::new();
+                let mut ended: Vec<PathBuf> = Vec::new();
                 let mut overflow = false;
                 {
                     let mut map = guard(&map);
+                    let mut own = guard(&own);
                     for event in events {
                         let id = event.wd.get_watch_descriptor_id();
                         if event.mask.contains(EventMask::Q_OVERFLOW) {
                             overflow = true;
-                        } else if event.mask.contains(EventMask::IGNORED) {
-                            // Watch gone (directory removed): a last wake-up.
-                            if let Some(dir) = map.remove(&id) {
+                        } else if event
+                            .mask
+                            .intersects(EventMask::IGNORED | EventMask::MOVE_SELF)
+                        {
+                            // Watch gone or moved away (directory removed
+                            // or renamed): a last wake-up, and the folder's
+                            // path is no longer watched.
+                            let dir = if event.mask.contains(EventMask::IGNORED) {
+                                map.remove(&id)
+                            } else {
+                                map.get(&id).cloned()
+                            };
+                            if let Some(dir) = dir {
+                                ended.push(dir.clone());
                                 woken.insert(dir);
                             }
-                        } else if let Some(dir) = map.get(&id) {
+                        } else if let Some(dir) = map.get(&id)
+                            && !event.name.is_some_and(|name| own.take(id, name))
+                        {
                             woken.insert(dir.clone());
                         }
                     }
                     if overflow {
+                        *own = Expected::default();
                         woken.extend(map.values().cloned());
+                    }
+                }
+                if !ended.is_empty() {
+                    let mut dirs = guard(&dirs);
+                    for dir in &ended {
+                        if let Some(w) = dirs.get_mut(dir) {
+                            w.intact = false;
+                        }
                     }
                 }
                 for dir in &woken {
@@ -151,10 +252,135 @@ fn start_inotify() -> std::io::Result<Inotifier> {
         })?;
     Ok(Inotifier {
         watches: Mutex::new(watches),
-        by_dir: Mutex::default(),
+        by_dir,
         by_wd,
+        expected,
         alive,
+        busy,
+        fd,
     })
+}
+
+/// Whether every event inotify has queued so far has been turned into a
+/// signal: then a change made on this host before this call (its system
+/// call returned) has bumped its folder's signal, and a sync that finds the
+/// signal unchanged may trust it. One `poll` with no wait.
+pub(crate) fn quiet() -> bool {
+    let Some(i) = inotifier() else {
+        return false;
+    };
+    if i.busy.load(Ordering::SeqCst) {
+        return false;
+    }
+    let mut fds = [rustix::event::PollFd::new(
+        &i.fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let unread = !matches!(
+        rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default())),
+        Ok(0)
+    );
+    // The thread marks itself busy before it reads: if it took the events
+    // after the poll above, this sees it.
+    !unread && !i.busy.load(Ordering::SeqCst)
+}
+
+/// How long a folder stays watched after its last mailbox closed.
+const LINGER: Duration = Duration::from_secs(60);
+/// At most this many closed folders stay watched.
+const MAX_LINGERING: usize = 1024;
+
+/// Keeps a closed folder's inotify watches a while ([`LINGER`]): a client
+/// selecting it again soon finds it watched all along, and the folder's
+/// latest scan still trusted. Watches past their time go with the next
+/// folder closed.
+pub(crate) fn linger(watch: InotifyGuard) {
+    static LINGERING: Mutex<std::collections::VecDeque<(Instant, InotifyGuard)>> =
+        Mutex::new(std::collections::VecDeque::new());
+    let now = Instant::now();
+    let expired: Vec<(Instant, InotifyGuard)> = {
+        let mut lingering = guard(&LINGERING);
+        lingering.push_back((now + LINGER, watch));
+        let mut expired = Vec::new();
+        while lingering
+            .front()
+            .is_some_and(|(until, _)| *until <= now || lingering.len() > MAX_LINGERING)
+        {
+            expired.extend(lingering.pop_front());
+        }
+        expired
+    };
+    // Dropped outside the lock (removing a watch is a system call).
+    drop(expired);
+}
+
+impl Expected {
+    /// Takes one expected event of file `name` in watch `wd`, if any.
+    fn take(&mut self, wd: i32, name: &std::ffi::OsStr) -> bool {
+        let key = (wd, name.to_os_string());
+        let Some(count) = self.events.get_mut(&key) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.events.remove(&key);
+        }
+        self.total -= 1;
+        true
+    }
+
+    fn add(&mut self, wd: i32, name: &str) {
+        if self.total >= MAX_EXPECTED {
+            *self = Self::default();
+        }
+        *self.events.entry((wd, name.into())).or_default() += 1;
+        self.total += 1;
+    }
+
+    fn forget_wd(&mut self, wd: i32) {
+        self.events.retain(|(w, _), _| *w != wd);
+        self.total = self.events.values().map(|c| *c as usize).sum();
+    }
+}
+
+/// A subdirectory of a folder that inotify watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sub {
+    Cur = 0,
+    New = 1,
+}
+
+/// An event this process's own change is about to cause in a watched
+/// folder: registered before the change, so that the event thread drops
+/// the event instead of waking the folder's sessions again. [`Self::cancel`]
+/// it if the change fails (no event will come).
+#[must_use = "cancel the expectation if the change fails"]
+pub(crate) struct Expectation {
+    key: Option<(i32, String)>,
+}
+
+impl Expectation {
+    /// Withdraws the expectation (the change did not happen).
+    pub(crate) fn cancel(self) {
+        let (Some((wd, name)), Some(inotifier)) = (self.key, inotifier()) else {
+            return;
+        };
+        guard(&inotifier.expected).take(wd, std::ffi::OsStr::new(&name));
+    }
+}
+
+/// Expects one event for file `name` in `sub` of the folder at `dir` (a
+/// rename in or out, a creation or a removal), if inotify watches it.
+pub(crate) fn expect(dir: &Path, sub: Sub, name: &str) -> Expectation {
+    let key = inotifier().and_then(|i| {
+        let wd = guard(&i.by_dir)
+            .get(dir)
+            .filter(|w| w.complete())
+            .map(|w| w.wds[sub as usize].get_watch_descriptor_id())?;
+        guard(&i.expected).add(wd, name);
+        Some((wd, name.to_string()))
+    });
+    Expectation { key }
 }
 
 /// Whether changes by other processes on this host wake watchers at once
@@ -163,30 +389,57 @@ pub fn inotify_active() -> bool {
     inotifier().is_some_and(|i| i.alive.load(Ordering::Relaxed))
 }
 
-/// Whether inotify reports every change to the folder's `cur/` and `new/`
-/// right now (both watched by a live event thread), so that any change made
-/// on this host bumps the folder's signal.
-pub(crate) fn inotify_watching(dir: &Path) -> bool {
-    inotifier().is_some_and(|i| {
-        i.alive.load(Ordering::Relaxed)
-            && guard(&i.by_dir)
-                .get(dir)
-                .is_some_and(|(_, wds)| wds.len() == 2)
-    })
+/// The epoch of the folder's inotify watch if inotify reports every change
+/// to its `cur/` and `new/` right now (both watched by a live event
+/// thread), so that any change made on this host bumps the folder's signal.
+/// The same epoch later means the folder was watched all along.
+pub(crate) fn inotify_epoch(dir: &Path) -> Option<u64> {
+    let inotifier = inotifier()?;
+    if !inotifier.alive.load(Ordering::Relaxed) {
+        return None;
+    }
+    guard(&inotifier.by_dir)
+        .get(dir)
+        .filter(|w| w.complete())
+        .map(|w| w.epoch)
 }
 
-/// One watcher's share of the inotify watches on a folder's `cur/` and
-/// `new/`; the watches go with the folder's last watcher.
-struct InotifyGuard {
+/// Marks the folder at `dir` as no longer watched under its path (it is
+/// being renamed or removed: inotify would follow the directory, not the
+/// path). Its watchers keep being woken; nothing trusts the watch again
+/// until the folder's last watcher is gone and a new watch is set up.
+pub(crate) fn path_changing(dir: &Path) {
+    if let Some(inotifier) = inotifier()
+        && let Some(w) = guard(&inotifier.by_dir).get_mut(dir)
+    {
+        w.intact = false;
+    }
+}
+
+/// One holder's share of the inotify watches on a folder's `cur/` and
+/// `new/` (an IDLE watcher or an open mailbox); the watches go with the
+/// folder's last holder.
+pub(crate) struct InotifyGuard {
     dir: PathBuf,
 }
 
+impl std::fmt::Debug for InotifyGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InotifyGuard")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
 impl InotifyGuard {
-    fn new(dir: &Path) -> Option<Self> {
+    /// A share of the folder's watches (set up by the first holder; this
+    /// makes system calls then). `None` if inotify is unavailable.
+    pub(crate) fn new(dir: &Path) -> Option<Self> {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let inotifier = inotifier()?;
         let mut by_dir = guard(&inotifier.by_dir);
-        if let Some((count, _)) = by_dir.get_mut(dir) {
-            *count += 1;
+        if let Some(w) = by_dir.get_mut(dir) {
+            w.count += 1;
             return Some(Self {
                 dir: dir.to_path_buf(),
             });
@@ -195,6 +448,7 @@ impl InotifyGuard {
             | WatchMask::DELETE
             | WatchMask::MOVED_FROM
             | WatchMask::MOVED_TO
+            | WatchMask::MOVE_SELF
             | WatchMask::ONLYDIR;
         let mut wds = Vec::with_capacity(2);
         let mut watches = guard(&inotifier.watches);
@@ -214,7 +468,15 @@ impl InotifyGuard {
             }
         }
         drop(watches);
-        by_dir.insert(dir.to_path_buf(), (1, wds));
+        by_dir.insert(
+            dir.to_path_buf(),
+            Watched {
+                count: 1,
+                wds,
+                epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
+                intact: true,
+            },
+        );
         Some(Self {
             dir: dir.to_path_buf(),
         })
@@ -227,18 +489,20 @@ impl Drop for InotifyGuard {
             return;
         };
         let mut by_dir = guard(&inotifier.by_dir);
-        let Some((count, _)) = by_dir.get_mut(&self.dir) else {
+        let Some(w) = by_dir.get_mut(&self.dir) else {
             return;
         };
-        *count -= 1;
-        if *count > 0 {
+        w.count -= 1;
+        if w.count > 0 {
             return;
         }
-        if let Some((_, wds)) = by_dir.remove(&self.dir) {
+        if let Some(w) = by_dir.remove(&self.dir) {
             let mut watches = guard(&inotifier.watches);
             let mut by_wd = guard(&inotifier.by_wd);
-            for wd in wds {
+            let mut expected = guard(&inotifier.expected);
+            for wd in w.wds {
                 by_wd.remove(&wd.get_watch_descriptor_id());
+                expected.forget_wd(wd.get_watch_descriptor_id());
                 // Fails harmlessly if the directory is already gone.
                 let _ = watches.remove(wd);
             }
