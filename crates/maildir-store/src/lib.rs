@@ -451,7 +451,7 @@ impl Drop for FolderCtx {
         // Kept a while: a client that selects the folder again soon (most
         // do) finds it still watched and its latest scan still good.
         if let Some(guard) = self.watch.take() {
-            watch::linger(guard);
+            watch::linger(guard, Box::new(Arc::clone(&self.shared)));
         }
     }
 }
@@ -461,6 +461,11 @@ impl Drop for FolderCtx {
 /// signalled (in-process or inotify); this bounds how late a change made
 /// where inotify cannot see it (another NFS client) is noticed.
 const VERIFY_EVERY: Duration = Duration::from_secs(1);
+
+/// How long work on the blocking pool waits for the inotify thread to
+/// catch up before it stops trusting "no change signalled" (see
+/// [`watch::wait_quiet`]).
+const QUIET_WAIT: Duration = Duration::from_millis(5);
 
 /// A folder's state shared by its sessions in this process. The latest
 /// scan's messages (`recent` all false) and file names are shared by every
@@ -536,6 +541,8 @@ impl SyncRecord {
             && (!claim || self.first_unclaimed >= self.uid_next)
             && self.epoch.is_some()
             && watch::inotify_epoch(dir) == self.epoch
+            // A change whose event is still queued is not signalled yet.
+            && watch::quiet()
     }
 
     /// Applies a change this process made under the folder lock to this
@@ -624,7 +631,8 @@ impl OwnChange {
     ) -> StoreResult<(T, Self)> {
         let signal = watch::signal(dir);
         let epoch = watch::inotify_epoch(dir);
-        let quiet = watch::quiet();
+        // The previous own change's events may still be queued.
+        let quiet = epoch.is_some() && watch::wait_quiet(QUIET_WAIT);
         let version = signal.version();
         let before = folder::stamp(dir);
         let result = change()?;
@@ -686,8 +694,8 @@ fn reusable_record(ctx: &FolderCtx, version: u64, claim: bool) -> Option<Box<Syn
 /// A session's own scan of a folder.
 struct Scan {
     synced: folder::Synced,
-    /// The signal version before the scan and after it.
-    version: u64,
+    /// The signal version the result covers: the one before the scan, or
+    /// after it if only the scan's own notification moved it.
     seen: u64,
     /// The folder's stamps before and after the scan.
     before: folder::Stamp,
@@ -878,9 +886,12 @@ impl MaildirMailbox {
     /// [`SyncRecord`] (claiming `\Recent` for this session if `claim`), sharing
     /// the message list with the sessions that hold the same one.
     fn share_scan(&mut self, scan: Scan, claim: bool) -> SyncRecord {
+        // The scan covers every change signalled up to `seen` (the
+        // version before it, or after it if only its own notification
+        // moved it), so the folder's other sessions can take it at once.
         let Scan {
             synced,
-            version,
+            seen: version,
             before,
             after,
             epoch,
@@ -1157,18 +1168,28 @@ impl Mailbox for MaildirMailbox {
             // less than VERIFY_EVERY ago.
             return Ok(Vec::new());
         }
-        // An unsettled stamp (a change in the same clock tick could leave
-        // it as is) is good enough when any change on this host is
-        // signalled.
-        let last = self.stamp.filter(|stamp| stamp.settled() || trusted);
+        let last = self.stamp;
+        let (seen, epoch) = (self.seen_version, self.epoch);
         let version = if signalled == self.seen_version {
             // No change signalled since the last sync: the stamps tell
             // whether anything changed unsignalled (another NFS client).
             let outcome = blocking(move || {
+                // Trusted if watched all along and inotify caught up.
+                let trusted = trusted
+                    || (epoch.is_some()
+                        && watch::inotify_epoch(&ctx.dir) == epoch
+                        && watch::wait_quiet(QUIET_WAIT));
                 // The version first, then the stamp: a change between the
-                // two shows in the stamp; one after both bumps the version.
+                // two shows in the stamp (if settled); one after both bumps
+                // the version.
                 let version = watch::signal(&ctx.dir).version();
-                if last.is_some() && last == Some(folder::stamp(&ctx.dir)) {
+                // An unsettled stamp (a change in the same clock tick could
+                // leave it as is) is good enough when every change on this
+                // host is signalled and none was.
+                if let Some(last) = last
+                    && last == folder::stamp(&ctx.dir)
+                    && (last.settled() || (trusted && version == seen))
+                {
                     // Nothing in the folder changed since the last sync.
                     return Ok(QuickSync::Unchanged);
                 }
@@ -1233,7 +1254,6 @@ impl Mailbox for MaildirMailbox {
             };
             Ok(GatedSync::Scanned(Box::new(Scan {
                 synced,
-                version,
                 seen,
                 before,
                 after,

@@ -285,22 +285,39 @@ pub(crate) fn quiet() -> bool {
     !unread && !i.busy.load(Ordering::SeqCst)
 }
 
+/// [`quiet`], waiting up to `max` (on a blocking thread) for the event
+/// thread to turn what is queued into signals: right after this process's
+/// own change its expected events are still queued for a few microseconds.
+pub(crate) fn wait_quiet(max: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if quiet() {
+            return true;
+        }
+        if start.elapsed() >= max || !inotify_active() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 /// How long a folder stays watched after its last mailbox closed.
 const LINGER: Duration = Duration::from_secs(60);
 /// At most this many closed folders stay watched.
 const MAX_LINGERING: usize = 1024;
 
-/// Keeps a closed folder's inotify watches a while ([`LINGER`]): a client
-/// selecting it again soon finds it watched all along, and the folder's
-/// latest scan still trusted. Watches past their time go with the next
-/// folder closed.
-pub(crate) fn linger(watch: InotifyGuard) {
-    static LINGERING: Mutex<std::collections::VecDeque<(Instant, InotifyGuard)>> =
+/// Keeps a closed folder's inotify watches, and `keep` (its latest scan),
+/// a while ([`LINGER`]): a client selecting it again soon finds it watched
+/// all along, and the folder's latest scan still trusted. Watches past
+/// their time go with the next folder closed.
+pub(crate) fn linger(watch: InotifyGuard, keep: Box<dyn std::any::Any + Send>) {
+    type Lingering = (Instant, (InotifyGuard, Box<dyn std::any::Any + Send>));
+    static LINGERING: Mutex<std::collections::VecDeque<Lingering>> =
         Mutex::new(std::collections::VecDeque::new());
     let now = Instant::now();
-    let expired: Vec<(Instant, InotifyGuard)> = {
+    let expired: Vec<Lingering> = {
         let mut lingering = guard(&LINGERING);
-        lingering.push_back((now + LINGER, watch));
+        lingering.push_back((now + LINGER, (watch, keep)));
         let mut expired = Vec::new();
         while lingering
             .front()
