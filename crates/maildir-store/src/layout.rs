@@ -187,6 +187,21 @@ pub fn fsync_dir(dir: &Path) -> StoreResult<()> {
 /// fsynced, renamed over `name`, and the directory is fsynced. Callers hold
 /// the lock that serialises writers of this file.
 pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> {
+    replace_file(dir, name, contents, true)?;
+    fsync_dir(dir)
+}
+
+/// Replaces the small file `name` in `dir` by renaming a new one over it,
+/// without syncing anything to disk: readers never see a partial file, but
+/// after a crash the old or an empty file may be found. For advisory data
+/// only (`coffre-recent`).
+pub fn write_replace(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> {
+    replace_file(dir, name, contents, false)
+}
+
+/// Writes `name.tmp` (fsynced if `durable`) and renames it over `name`;
+/// on failure the temporary file is removed.
+fn replace_file(dir: &Path, name: &str, contents: &[u8], durable: bool) -> StoreResult<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     let result = (|| -> io::Result<()> {
@@ -197,34 +212,11 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> 
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &target)
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(StoreError::io(
-            format_args!("writing {}", target.display()),
-            &e,
-        ));
-    }
-    fsync_dir(dir)
-}
-
-/// Replaces the small file `name` in `dir` by renaming a new one over it,
-/// without syncing anything to disk: readers never see a partial file, but
-/// after a crash the old or an empty file may be found. For advisory data
-/// only (`coffre-recent`).
-pub fn write_replace(dir: &Path, name: &str, contents: &[u8]) -> StoreResult<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let target = dir.join(name);
-    let result = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut file| file.write_all(contents))
-        .and_then(|()| fs::rename(&tmp, &target));
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
         StoreError::io(format_args!("writing {}", target.display()), &e)

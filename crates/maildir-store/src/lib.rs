@@ -539,8 +539,7 @@ impl SyncRecord {
     fn covers(&self, dir: &Path, version: u64, claim: bool) -> bool {
         self.version >= version
             && (!claim || self.first_unclaimed >= self.uid_next)
-            && self.epoch.is_some()
-            && watch::inotify_epoch(dir) == self.epoch
+            && watch::watched_since(dir, self.epoch)
             // A change whose event is still queued is not signalled yet.
             && watch::quiet()
     }
@@ -559,36 +558,11 @@ impl SyncRecord {
         {
             return false;
         }
-        let mut messages = (*self.messages).clone();
-        let mut files = (*self.files).clone();
-        let mut changes = Vec::new();
-        match edit {
-            OwnEdit::Flags(stored) => {
-                for (uid, filename, flags, modseq) in *stored {
-                    let Ok(i) = messages.binary_search_by_key(uid, |m| m.uid) else {
-                        continue;
-                    };
-                    files.insert(*uid, filename.clone());
-                    let m = &mut messages[i];
-                    if m.flags != *flags || m.modseq != *modseq {
-                        m.flags = flags.clone();
-                        m.modseq = *modseq;
-                        changes.push(MailboxChange::FlagsChanged(*uid, flags.clone()));
-                    }
-                }
-            }
-            OwnEdit::Removed(uids) => {
-                messages.retain(|m| uids.binary_search(&m.uid).is_err());
-                for uid in uids.iter() {
-                    if files.remove(uid).is_some() {
-                        changes.push(MailboxChange::Expunged(*uid));
-                    }
-                }
-            }
-        }
-        self.previous = Arc::downgrade(&self.messages);
-        self.messages = Arc::new(messages);
-        self.files = Arc::new(files);
+        // Sessions holding the current list keep it (copy on write) and
+        // take the changes from it.
+        let previous = Arc::clone(&self.messages);
+        let changes = edit.apply(&mut self.messages, &mut self.files);
+        self.previous = Arc::downgrade(&previous);
         self.changes = Arc::new(changes);
         self.highest_modseq = self.highest_modseq.max(change.highest_modseq);
         self.version = change.version_after;
@@ -638,10 +612,8 @@ impl OwnChange {
         let result = change()?;
         let after = folder::stamp(dir);
         let version_after = signal.version();
-        let clean = quiet
-            && epoch.is_some()
-            && watch::inotify_epoch(dir) == epoch
-            && version_after == version + bumps(&result);
+        let clean =
+            quiet && watch::watched_since(dir, epoch) && version_after == version + bumps(&result);
         let own = Self {
             version,
             version_after,
@@ -661,6 +633,50 @@ enum OwnEdit<'a> {
     Flags(&'a [(Uid, String, Flags, u64)]),
     /// Removed, ascending.
     Removed(&'a [Uid]),
+}
+
+impl OwnEdit<'_> {
+    /// Applies the change to a message list and its file names (a
+    /// session's or the folder's latest scan), copying either only if it
+    /// changes; returns what changed.
+    fn apply(
+        &self,
+        messages: &mut Arc<Vec<MessageMeta>>,
+        files: &mut Arc<HashMap<Uid, String>>,
+    ) -> Vec<MailboxChange> {
+        let mut changes = Vec::new();
+        match self {
+            OwnEdit::Flags(stored) => {
+                for (uid, filename, flags, modseq) in *stored {
+                    let Ok(i) = messages.binary_search_by_key(uid, |m| m.uid) else {
+                        continue;
+                    };
+                    if files.get(uid) != Some(filename) {
+                        Arc::make_mut(files).insert(*uid, filename.clone());
+                    }
+                    if messages[i].flags != *flags || messages[i].modseq != *modseq {
+                        let m = &mut Arc::make_mut(messages)[i];
+                        m.flags = flags.clone();
+                        m.modseq = *modseq;
+                        changes.push(MailboxChange::FlagsChanged(*uid, flags.clone()));
+                    }
+                }
+            }
+            OwnEdit::Removed(uids) => {
+                if uids.is_empty() {
+                    return changes;
+                }
+                let files = Arc::make_mut(files);
+                changes.extend(
+                    uids.iter()
+                        .filter(|uid| files.remove(uid).is_some())
+                        .map(|uid| MailboxChange::Expunged(*uid)),
+                );
+                Arc::make_mut(messages).retain(|m| uids.binary_search(&m.uid).is_err());
+            }
+        }
+        changes
+    }
 }
 
 /// What a session's sync found without waiting for anyone.
@@ -774,9 +790,7 @@ impl MaildirMailbox {
     /// sync and every event queued so far is signalled: then an unchanged
     /// signal means nothing changed on this host.
     fn trusted(&self) -> bool {
-        self.epoch.is_some()
-            && watch::inotify_epoch(&self.folder.dir) == self.epoch
-            && watch::quiet()
+        watch::watched_since(&self.folder.dir, self.epoch) && watch::quiet()
     }
 
     /// After this session's own change under the folder lock (its snapshot
@@ -795,8 +809,7 @@ impl MaildirMailbox {
         if change.clean
             && self.seen_version == change.version
             && self.stamp == Some(change.before)
-            && self.epoch.is_some()
-            && watch::inotify_epoch(&self.folder.dir) == self.epoch
+            && watch::watched_since(&self.folder.dir, self.epoch)
         {
             self.seen_version = change.version_after;
             self.stamp = Some(change.after);
@@ -812,10 +825,6 @@ impl MaildirMailbox {
                 }
             }
         }
-    }
-
-    fn position(&self, uid: Uid) -> Option<usize> {
-        self.snapshot.binary_search_by_key(&uid, |m| m.uid).ok()
     }
 
     /// STORE, optionally only where the mod-sequence is at most
@@ -843,30 +852,15 @@ impl MaildirMailbox {
             )
         })
         .await?;
-        let mut stored = Vec::with_capacity(outcome.stored.len());
-        {
-            let mut guard = lock_files(&self.files);
-            let files = Arc::make_mut(&mut *guard);
-            for (uid, filename, new_flags, modseq) in &outcome.stored {
-                files.insert(*uid, filename.clone());
-                stored.push((*uid, new_flags.clone(), *modseq));
-            }
-        }
         // Our own change is not news to us at the next sync.
-        for (uid, new_flags, modseq) in &stored {
-            if let Some(i) = self.position(*uid)
-                && (self.snapshot[i].flags != *new_flags || self.snapshot[i].modseq != *modseq)
-            {
-                let snapshot = Arc::make_mut(&mut self.snapshot);
-                snapshot[i].flags = new_flags.clone();
-                snapshot[i].modseq = *modseq;
-            }
-        }
-        self.after_own_change(own, &OwnEdit::Flags(&outcome.stored));
+        let edit = OwnEdit::Flags(&outcome.stored);
+        edit.apply(&mut self.snapshot, &mut lock_files(&self.files));
+        self.after_own_change(own, &edit);
         Ok(ConditionalStore {
-            stored: stored
+            stored: outcome
+                .stored
                 .into_iter()
-                .map(|(uid, flags, _)| (uid, flags))
+                .map(|(uid, _, flags, _)| (uid, flags))
                 .collect(),
             modified: outcome.modified,
         })
@@ -1176,9 +1170,7 @@ impl Mailbox for MaildirMailbox {
             let outcome = blocking(move || {
                 // Trusted if watched all along and inotify caught up.
                 let trusted = trusted
-                    || (epoch.is_some()
-                        && watch::inotify_epoch(&ctx.dir) == epoch
-                        && watch::wait_quiet(QUIET_WAIT));
+                    || (watch::watched_since(&ctx.dir, epoch) && watch::wait_quiet(QUIET_WAIT));
                 // The version first, then the stamp: a change between the
                 // two shows in the stamp (if settled); one after both bumps
                 // the version.
@@ -1391,20 +1383,12 @@ impl Mailbox for MaildirMailbox {
             )
         })
         .await?;
-        {
-            let mut guard = lock_files(&self.files);
-            let files = Arc::make_mut(&mut *guard);
-            for uid in &removed {
-                files.remove(uid);
-            }
-        }
         // Only what we removed leaves our snapshot; a message another
         // session expunged first is reported by the next sync.
-        if !removed.is_empty() {
-            Arc::make_mut(&mut self.snapshot).retain(|m| removed.binary_search(&m.uid).is_err());
-        }
+        let edit = OwnEdit::Removed(&removed);
+        edit.apply(&mut self.snapshot, &mut lock_files(&self.files));
         tracing::debug!(folder = %self.folder.name, count = removed.len(), "expunged");
-        self.after_own_change(own, &OwnEdit::Removed(&removed));
+        self.after_own_change(own, &edit);
         Ok(removed)
     }
 

@@ -157,6 +157,15 @@ fn start_inotify() -> std::io::Result<Inotifier> {
         .name("coffre-inotify".into())
         .spawn(move || {
             let mut buffer = vec![0u8; 64 * 1024];
+            // On a read error: polling only from now on, and everyone
+            // woken once so nothing waits on a dead source.
+            let stop = |error: &dyn std::fmt::Display| {
+                tracing::warn!(error = %error, "inotify stopped; IDLE polls folders instead");
+                flag.store(false, Ordering::Relaxed);
+                for dir in guard(&map).values() {
+                    notify(dir);
+                }
+            };
             loop {
                 // Wait until events are queued, then say so before reading
                 // them (see `quiet`).
@@ -170,14 +179,7 @@ fn start_inotify() -> std::io::Result<Inotifier> {
                 };
                 match ready {
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "inotify stopped; IDLE polls folders instead");
-                        flag.store(false, Ordering::Relaxed);
-                        for dir in guard(&map).values() {
-                            notify(dir);
-                        }
-                        return;
-                    }
+                    Err(e) => return stop(&e),
                 }
                 working.store(true, Ordering::SeqCst);
                 let events = match inotify.read_events(&mut buffer) {
@@ -190,15 +192,7 @@ fn start_inotify() -> std::io::Result<Inotifier> {
                     {
                         continue;
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "inotify stopped; IDLE polls folders instead");
-                        flag.store(false, Ordering::Relaxed);
-                        // Wake everyone once so nothing waits on a dead source.
-                        for dir in guard(&map).values() {
-                            notify(dir);
-                        }
-                        return;
-                    }
+                    Err(e) => return stop(&e),
                 };
                 let mut woken: HashSet<PathBuf> = HashSet::new();
                 let mut ended: Vec<PathBuf> = Vec::new();
@@ -419,6 +413,12 @@ pub(crate) fn inotify_epoch(dir: &Path) -> Option<u64> {
         .get(dir)
         .filter(|w| w.complete())
         .map(|w| w.epoch)
+}
+
+/// Whether the folder at `dir` has been watched without a gap since its
+/// watch had `epoch` (`None`: it was not watched then, so no).
+pub(crate) fn watched_since(dir: &Path, epoch: Option<u64>) -> bool {
+    epoch.is_some() && inotify_epoch(dir) == epoch
 }
 
 /// Marks the folder at `dir` as no longer watched under its path (it is
