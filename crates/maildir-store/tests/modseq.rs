@@ -7,54 +7,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use mail_store::{
-    AccountLocation, AccountStore, CachedField, Flag, FlagOp, Flags, FolderName, MailStore,
-    Mailbox, MailboxChange, SpecialUseNames, Uid,
+    AccountStore, CachedField, Flag, FlagOp, Flags, FolderName, MailStore, Mailbox, MailboxChange,
+    Uid,
 };
-use maildir_store::{DEFAULT_TEMPLATE, MaildirAccount, MaildirMailbox, MaildirStore};
+use maildir_store::{MaildirAccount, MaildirMailbox};
 
-fn store(root: &Path) -> MaildirStore {
-    MaildirStore::new(root.to_path_buf(), DEFAULT_TEMPLATE.to_string())
-        .with_special_use(SpecialUseNames::none())
-}
-
-fn alice() -> AccountLocation {
-    AccountLocation {
-        login: "alice@example.org".into(),
-        location: None,
-    }
-}
-
-fn flags(list: &[Flag]) -> Flags {
-    list.iter().cloned().collect()
-}
+mod common;
+use common::{account_in, alice, flags, hold_folder_lock, inbox, store};
 
 async fn account_with(root: &Path, count: usize) -> MaildirAccount {
     account_in(&store(root), count).await
-}
-
-/// Alice's account in `store`, with `count` small messages in INBOX.
-async fn account_in(store: &MaildirStore, count: usize) -> MaildirAccount {
-    let account = store.open_account(&alice()).await.unwrap();
-    for i in 0..count {
-        account
-            .append(
-                &FolderName::inbox(),
-                format!("Subject: {i}\r\n\r\nbody").as_bytes(),
-                &Flags::new(),
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    account
-}
-
-/// INBOX of `account`, opened read-only (EXAMINE) or read-write.
-async fn inbox(account: &MaildirAccount, read_only: bool) -> MaildirMailbox {
-    account
-        .open_folder(&FolderName::inbox(), read_only)
-        .await
-        .unwrap()
 }
 
 fn modseq(mailbox: &MaildirMailbox, uid: u32) -> u64 {
@@ -542,18 +504,6 @@ async fn idle_sessions_share_one_snapshot() {
     assert_eq!(b.messages(), c.messages());
     assert_eq!(b.messages().as_ptr(), c.messages().as_ptr(), "shared again");
     assert_eq!(first.messages().len(), 5);
-}
-
-/// Holds a folder's inter-process lock the way another process would.
-fn hold_folder_lock(dir: &Path) -> fs::File {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(maildir_store::LOCK_FILE))
-        .unwrap();
-    file.lock().unwrap();
-    file
 }
 
 #[tokio::test]

@@ -13,70 +13,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use mail_store::{
-    AccountLocation, AccountStore, Flag, FlagOp, Flags, FolderName, MailStore, Mailbox,
-    MailboxChange, SpecialUseNames, Uid,
+    AccountStore, Flag, FlagOp, Flags, FolderName, MailStore, Mailbox, MailboxChange, Uid,
 };
-use maildir_store::{DEFAULT_TEMPLATE, MaildirAccount, MaildirMailbox, MaildirStore};
+use maildir_store::{MaildirAccount, MaildirMailbox, MaildirStore};
+
+mod common;
+use common::{account_in, alice, flags, hold_folder_lock, inbox, store};
 
 /// Long enough for the inotify echoes of our own renames to have been read.
 const ECHO_DELAY: Duration = Duration::from_millis(150);
 
-fn store(root: &Path) -> MaildirStore {
-    MaildirStore::new(root.to_path_buf(), DEFAULT_TEMPLATE.to_string())
-        .with_special_use(SpecialUseNames::none())
-}
-
 /// A store whose sessions give up on a held folder lock after 300 ms.
 fn impatient_store(root: &Path) -> MaildirStore {
     store(root).with_lock_timeout(Duration::from_millis(300))
-}
-
-fn alice() -> AccountLocation {
-    AccountLocation {
-        login: "alice@example.org".into(),
-        location: None,
-    }
-}
-
-fn flags(list: &[Flag]) -> Flags {
-    list.iter().cloned().collect()
-}
-
-/// Alice's account in `store`, with `count` small messages in INBOX.
-async fn account_in(store: &MaildirStore, count: usize) -> MaildirAccount {
-    let account = store.open_account(&alice()).await.unwrap();
-    for i in 0..count {
-        account
-            .append(
-                &FolderName::inbox(),
-                format!("Subject: {i}\r\n\r\nbody").as_bytes(),
-                &Flags::new(),
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    account
-}
-
-/// INBOX of `account`, opened read-only (EXAMINE) or read-write.
-async fn inbox(account: &MaildirAccount, read_only: bool) -> MaildirMailbox {
-    account
-        .open_folder(&FolderName::inbox(), read_only)
-        .await
-        .unwrap()
-}
-
-/// Takes the folder lock of the folder at `dir` as another process would.
-fn hold_folder_lock(dir: &Path) -> fs::File {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(maildir_store::LOCK_FILE))
-        .unwrap();
-    file.lock().unwrap();
-    file
 }
 
 /// Delivers a message into `new/` of the folder at `dir` as an MTA does
@@ -321,23 +270,31 @@ async fn reselect_within_linger_reuses_the_scan_while_another_session_is_open() 
     let dir = tempfile::tempdir().unwrap();
     let account = account_in(&impatient_store(dir.path()), 3).await;
     let _other = inbox(&account, true).await;
-    let mut first = inbox(&account, false).await;
-    assert_eq!(first.sync().await.unwrap(), vec![]);
     assert_eq!(
-        first.status().recent,
+        look_once(&account).await,
         3,
         "the first read-write session claims"
     );
-    drop(first);
-
-    let lock = hold_folder_lock(account.root());
-    let again = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .expect("re-SELECT takes the latest scan: no scan, no lock");
+    let again = reopen_under_lock(&account).await;
     assert_eq!(again.status().messages, 3);
     assert_eq!(again.status().recent, 0, "\\Recent was claimed before");
-    drop(lock);
+}
+
+/// Opens INBOX read-write, syncs and closes it; its `\Recent` count.
+async fn look_once(account: &MaildirAccount) -> u32 {
+    let mut first = inbox(account, false).await;
+    assert_eq!(first.sync().await.unwrap(), vec![]);
+    first.status().recent
+}
+
+/// Re-opens INBOX read-write while another process holds the folder lock:
+/// only possible by taking the latest scan, without scanning.
+async fn reopen_under_lock(account: &MaildirAccount) -> MaildirMailbox {
+    let _lock = hold_folder_lock(account.root());
+    account
+        .open_folder(&FolderName::inbox(), false)
+        .await
+        .expect("re-SELECT takes the latest scan: no scan, no lock")
 }
 
 /// The folder's watch and its latest scan linger after the last mailbox
@@ -350,17 +307,9 @@ async fn reselect_within_linger_reuses_the_scan() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let account = account_in(&impatient_store(dir.path()), 3).await;
-    let mut first = inbox(&account, false).await;
-    assert_eq!(first.sync().await.unwrap(), vec![]);
-    drop(first);
-
-    let lock = hold_folder_lock(account.root());
-    let again = account
-        .open_folder(&FolderName::inbox(), false)
-        .await
-        .expect("re-SELECT within the linger time takes the latest scan without scanning");
+    assert_eq!(look_once(&account).await, 3);
+    let again = reopen_under_lock(&account).await;
     assert_eq!(again.status().messages, 3);
-    drop(lock);
 }
 
 #[tokio::test]
@@ -371,9 +320,7 @@ async fn reselect_after_last_close_sees_mail_delivered_meanwhile() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let account = account_in(&impatient_store(dir.path()), 3).await;
-    let mut first = inbox(&account, false).await;
-    assert_eq!(first.sync().await.unwrap(), vec![]);
-    drop(first);
+    assert_eq!(look_once(&account).await, 3);
     // While the folder is closed (watch and scan lingering), a delivery
     // lands: the lingering scan must not hide it.
     deliver_external(account.root(), "1700000100.M1P42.mta");
