@@ -387,3 +387,61 @@ async fn renamed_folder_is_not_trusted_afterwards() {
     let again = account.open_folder(&work, true).await.unwrap();
     assert_eq!(again.status().messages, 4);
 }
+
+/// Inotify watches this process holds (`inotify wd:` lines of the fdinfo
+/// of its inotify descriptors; the duplicate lists the same watches).
+fn inotify_watches() -> usize {
+    let mut per_fd = Vec::new();
+    for entry in fs::read_dir("/proc/self/fd").unwrap() {
+        let entry = entry.unwrap();
+        let is_inotify = fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().contains("inotify"));
+        if !is_inotify {
+            continue;
+        }
+        let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", entry.file_name().display()))
+            .unwrap_or_default();
+        per_fd.push(
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count(),
+        );
+    }
+    per_fd.into_iter().max().unwrap_or(0)
+}
+
+/// A closed folder stays watched a while, but at most 1,024 closed folders
+/// do: opening and closing 1,100 leaves 2 watches (`cur/`, `new/`) for
+/// each of 1,024, not 2,200.
+#[tokio::test]
+async fn closed_folders_stay_watched_up_to_the_limit() {
+    if !inotify_or_skip() {
+        return;
+    }
+    let allowed: usize = fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if allowed < 16_384 {
+        eprintln!("fs.inotify.max_user_watches is {allowed}: too few for 2,048 watches here");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = account_in(&store(dir.path()), 0).await;
+    let base = inotify_watches();
+    let first = FolderName::new("F0").unwrap();
+    account.create_folder(&first).await.unwrap();
+    drop(account.open_folder(&first, false).await.unwrap());
+    assert_eq!(
+        inotify_watches(),
+        base + 2,
+        "the closed folder stays watched"
+    );
+    for i in 1..1_100 {
+        let name = FolderName::new(&format!("F{i}")).unwrap();
+        account.create_folder(&name).await.unwrap();
+        drop(account.open_folder(&name, false).await.unwrap());
+    }
+    assert_eq!(inotify_watches(), base + 2 * 1_024);
+}
