@@ -40,13 +40,28 @@ fn id(flag: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A port free right now on 127.0.0.1 (Dovecot needs a fixed one).
+/// A port free right now on 127.0.0.1 (Dovecot needs a fixed one), taken
+/// below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by
+/// default). Every Coffre test server binds port 0, so it is given an
+/// ephemeral port: a port from outside that range can never be handed to
+/// one of them between this check and Dovecot's bind, and the start-up probe
+/// below can never reach another test's server (a CI run once saw that probe
+/// recorded as a hit by a parallel test's legacy-notice listener).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Spread parallel test processes apart; step within one process.
+    let base = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..200 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = LOW + (base + step) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 fn chown_tree(path: &Path, uid: u32, gid: u32) {

@@ -253,7 +253,10 @@ fn a_long_first_line_is_bounded() {
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     let line = hits_lines(&hits, 1).remove(0);
-    let said = line.split('\t').nth(3).unwrap();
+    let said = line
+        .split('\t')
+        .nth(3)
+        .unwrap_or_else(|| panic!("nothing recorded as said: {line:?}"));
     assert!(said.starts_with("a1 ID (\"name\" \"xxx"), "{line}");
     assert_eq!(said.len(), 100, "{line}");
 }

