@@ -58,39 +58,53 @@ pub(crate) fn header_end(message: &[u8]) -> usize {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', bytes)
+}
+
+/// Offset just past the line that starts at `at` (its LF included).
+fn line_end(bytes: &[u8], at: usize) -> usize {
+    memchr_newline(&bytes[at..]).map_or(bytes.len(), |lf| at + lf + 1)
+}
+
+/// The header fields, in order and lazily, as (name, raw bytes including
+/// continuation lines): a field is a line and the lines after it that
+/// start with a space or a tab. Blank lines are skipped; a line without a
+/// colon has an empty name.
+struct Fields<'a> {
+    header: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let header = self.header;
+        while self.at < header.len() {
+            let start = self.at;
+            let mut end = line_end(header, start);
+            while end < header.len() && matches!(header[end], b' ' | b'\t') {
+                end = line_end(header, end);
+            }
+            self.at = end;
+            let raw = &header[start..end];
+            if raw == b"\r\n" || raw == b"\n" {
+                continue;
+            }
+            let name = memchr::memchr(b':', raw).map_or(&raw[..0], |c| &raw[..c]);
+            return Some((trim(name), raw));
+        }
+        None
+    }
+}
+
+fn fields(header: &[u8]) -> Fields<'_> {
+    Fields { header, at: 0 }
 }
 
 /// The header fields as (name, raw bytes including continuation lines).
 pub(crate) fn header_fields(header: &[u8]) -> Vec<(&[u8], &[u8])> {
-    let mut fields: Vec<(&[u8], &[u8])> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < header.len() {
-        let line_end = memchr_newline(&header[i..]).map_or(header.len(), |lf| i + lf + 1);
-        let line = &header[i..line_end];
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation && i > start {
-            push_field(&mut fields, &header[start..i]);
-            start = i;
-        }
-        i = line_end;
-    }
-    if i > start {
-        push_field(&mut fields, &header[start..i]);
-    }
-    fields
-}
-
-fn push_field<'a>(fields: &mut Vec<(&'a [u8], &'a [u8])>, raw: &'a [u8]) {
-    if raw == b"\r\n" || raw == b"\n" {
-        return;
-    }
-    let name = raw
-        .iter()
-        .position(|&b| b == b':')
-        .map_or(&raw[..0], |c| &raw[..c]);
-    fields.push((trim(name), raw));
+    fields(header).collect()
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -105,37 +119,53 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// The value of a raw field: what follows the first colon.
+fn value_of(raw: &[u8]) -> Option<&[u8]> {
+    memchr::memchr(b':', raw).map(|colon| &raw[colon + 1..])
+}
+
 /// The raw value (after the colon, folding and CRLF included) of the first
 /// field called `name`.
 pub(crate) fn raw_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    header_fields(header)
-        .into_iter()
+    fields(header)
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .and_then(|(_, raw)| {
-            raw.iter()
-                .position(|&b| b == b':')
-                .map(|colon| &raw[colon + 1..])
-        })
+        .and_then(|(_, raw)| value_of(raw))
+}
+
+/// The raw values of the first fields called `names[i]`, found in one
+/// pass over the header (ENVELOPE and BODYSTRUCTURE each need several).
+fn raw_values<'a, const N: usize>(header: &'a [u8], names: [&str; N]) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    let mut missing = N;
+    for (name, raw) in fields(header) {
+        if let Some(i) = names
+            .iter()
+            .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            && found[i].is_none()
+        {
+            found[i] = value_of(raw);
+            missing -= 1;
+            if missing == 0 {
+                break;
+            }
+        }
+    }
+    found
 }
 
 /// A field value unfolded (CR and LF removed) and trimmed, as sent.
 pub(crate) fn unfolded(raw: &[u8]) -> Vec<u8> {
-    let joined: Vec<u8> = raw
+    // CR and LF are white space: trimming first gives the same ends.
+    trim(raw)
         .iter()
         .copied()
         .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
-    trim(&joined).to_vec()
+        .collect()
 }
 
-/// The unfolded value of the first field `name`, if present (empty values too).
-fn field(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    raw_value(header, name).map(unfolded)
-}
-
-/// The unfolded value of the first field `name`, `None` when absent or empty.
-fn nonempty_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    field(header, name).filter(|v| !v.is_empty())
+/// An unfolded value, `None` when empty.
+fn nonempty(raw: Option<&[u8]>) -> Option<Vec<u8>> {
+    raw.map(unfolded).filter(|v| !v.is_empty())
 }
 
 /// A parsed `type/subtype; params` (also used for Content-Disposition, whose
@@ -353,7 +383,7 @@ fn split_multipart(message: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<R
 /// Counts lines as IMAP clients expect: LF-terminated lines, plus a last
 /// line without a terminator.
 fn count_lines(bytes: &[u8]) -> u64 {
-    let newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
     if bytes.last().is_some_and(|&b| b != b'\n') {
         newlines + 1
     } else {
@@ -383,15 +413,18 @@ fn params_out(params: &[(String, String)]) -> BodyParams {
     params.iter().map(|(n, v)| param_out(n, v)).collect()
 }
 
-fn extension(header: &[u8]) -> BodyExtension {
-    let disposition = raw_value(header, "Content-Disposition")
+/// The extension data of an entity from its `Content-Disposition`,
+/// `Content-Language`, `Content-MD5` and `Content-Location` raw values.
+fn extension([disposition, language, md5, location]: [Option<&[u8]>; 4]) -> BodyExtension {
+    let disposition = disposition
         .and_then(parse_content_type)
         .filter(|d| !d.media_type.is_empty())
         .map(|d| Disposition {
             kind: d.media_type.into_bytes(),
             params: params_out(&d.params),
         });
-    let language = field(header, "Content-Language")
+    let language = language
+        .map(unfolded)
         .map(|v| {
             v.split(|&b| b == b',')
                 .map(trim)
@@ -401,12 +434,20 @@ fn extension(header: &[u8]) -> BodyExtension {
         })
         .unwrap_or_default();
     BodyExtension {
-        md5: nonempty_field(header, "Content-MD5"),
+        md5: nonempty(md5),
         disposition,
         language,
-        location: nonempty_field(header, "Content-Location"),
+        location: nonempty(location),
     }
 }
+
+/// The fields [`extension`] is made from, in its order.
+const EXTENSION_FIELDS: [&str; 4] = [
+    "Content-Disposition",
+    "Content-Language",
+    "Content-MD5",
+    "Content-Location",
+];
 
 /// The BODYSTRUCTURE of an entity (the encoder leaves out the extension
 /// data for BODY).
@@ -418,17 +459,37 @@ pub(crate) fn body_structure(message: &[u8], entity: &Entity) -> BodyStructure {
             parts: parts.iter().map(|p| body_structure(message, p)).collect(),
             subtype: ct.subtype.as_bytes().to_vec(),
             params: params_out(&ct.params),
-            extension: extension(header),
+            extension: extension(raw_values(header, EXTENSION_FIELDS)),
         },
         kind => {
             let body = &message[entity.body.clone()];
+            let [
+                id,
+                description,
+                encoding,
+                disposition,
+                language,
+                md5,
+                location,
+            ] = raw_values(
+                header,
+                [
+                    "Content-ID",
+                    "Content-Description",
+                    "Content-Transfer-Encoding",
+                    EXTENSION_FIELDS[0],
+                    EXTENSION_FIELDS[1],
+                    EXTENSION_FIELDS[2],
+                    EXTENSION_FIELDS[3],
+                ],
+            );
             let fields = BodyFields {
                 media_type: ct.media_type.as_bytes().to_vec(),
                 subtype: ct.subtype.as_bytes().to_vec(),
                 params: params_out(&ct.params),
-                id: nonempty_field(header, "Content-ID"),
-                description: nonempty_field(header, "Content-Description"),
-                encoding: nonempty_field(header, "Content-Transfer-Encoding")
+                id: nonempty(id),
+                description: nonempty(description),
+                encoding: nonempty(encoding)
                     .filter(|e| e.iter().all(|b| b.is_ascii_graphic()))
                     .unwrap_or_else(|| b"7BIT".to_vec()),
                 octets: body.len() as u64,
@@ -447,7 +508,7 @@ pub(crate) fn body_structure(message: &[u8], entity: &Entity) -> BodyStructure {
             BodyStructure::Single {
                 fields,
                 kind,
-                extension: extension(header),
+                extension: extension([disposition, language, md5, location]),
             }
         }
     }
@@ -456,31 +517,56 @@ pub(crate) fn body_structure(message: &[u8], entity: &Entity) -> BodyStructure {
 /// The ENVELOPE of a message header (RFC 3501 §7.4.2): values as sent,
 /// Sender and Reply-To defaulting to From when absent or empty.
 pub(crate) fn envelope(header: &[u8]) -> Envelope {
-    let addresses = |name: &str| {
-        field(header, name)
-            .map(|v| parse_addresses(&v))
+    let [
+        date,
+        subject,
+        from,
+        sender,
+        reply_to,
+        to,
+        cc,
+        bcc,
+        in_reply_to,
+        message_id,
+    ] = raw_values(
+        header,
+        [
+            "Date",
+            "Subject",
+            "From",
+            "Sender",
+            "Reply-To",
+            "To",
+            "Cc",
+            "Bcc",
+            "In-Reply-To",
+            "Message-ID",
+        ],
+    );
+    let addresses = |raw: Option<&[u8]>| {
+        raw.map(|v| parse_addresses(&unfolded(v)))
             .unwrap_or_default()
     };
-    let from = addresses("From");
-    let mut sender = addresses("Sender");
+    let from = addresses(from);
+    let mut sender = addresses(sender);
     if sender.is_empty() {
         sender.clone_from(&from);
     }
-    let mut reply_to = addresses("Reply-To");
+    let mut reply_to = addresses(reply_to);
     if reply_to.is_empty() {
         reply_to.clone_from(&from);
     }
     Envelope {
-        date: nonempty_field(header, "Date"),
-        subject: nonempty_field(header, "Subject"),
+        date: nonempty(date),
+        subject: nonempty(subject),
         from,
         sender,
         reply_to,
-        to: addresses("To"),
-        cc: addresses("Cc"),
-        bcc: addresses("Bcc"),
-        in_reply_to: nonempty_field(header, "In-Reply-To"),
-        message_id: nonempty_field(header, "Message-ID"),
+        to: addresses(to),
+        cc: addresses(cc),
+        bcc: addresses(bcc),
+        in_reply_to: nonempty(in_reply_to),
+        message_id: nonempty(message_id),
     }
 }
 
