@@ -278,22 +278,26 @@ fn flag_list(flags: &[Flag], out: &mut Vec<u8>) {
 
 /// Whether `bytes` can be a quoted string.
 fn quotable(bytes: &[u8]) -> bool {
+    // No early exit: the whole (short) value is checked in one vectorised
+    // pass.
     bytes.len() <= MAX_QUOTED
-        && bytes
-            .iter()
-            .all(|&b| (0x01..=0x7f).contains(&b) && b != b'\r' && b != b'\n')
+        && !bytes.iter().fold(false, |bad, &b| {
+            bad | (b == 0) | (b > 0x7f) | (b == b'\r') | (b == b'\n')
+        })
 }
 
 /// Writes an IMAP `string`: quoted if possible, else a literal.
 pub fn string(bytes: &[u8], out: &mut Vec<u8>) {
     if quotable(bytes) {
+        out.reserve(bytes.len() + 2);
         out.push(b'"');
-        for &b in bytes {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr2(b'"', b'\\', rest) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(&[b'\\', rest[at]]);
+            rest = &rest[at + 1..];
         }
+        out.extend_from_slice(rest);
         out.push(b'"');
     } else {
         literal(bytes, out);
