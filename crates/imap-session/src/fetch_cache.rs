@@ -98,7 +98,11 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 fn start(kind: u8) -> Vec<u8> {
-    vec![FORMAT, kind]
+    // Most values are a few hundred bytes: one allocation, not a series of
+    // doublings.
+    let mut w = Vec::with_capacity(512);
+    w.extend_from_slice(&[FORMAT, kind]);
+    w
 }
 
 fn finish(mut w: Vec<u8>) -> Vec<u8> {

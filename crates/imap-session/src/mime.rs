@@ -21,6 +21,7 @@
 //! cache (`crate::fetch_cache`): a change here that alters what is derived
 //! from a given message must bump `fetch_cache::FORMAT`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use imap_protocol::{
@@ -572,15 +573,28 @@ pub(crate) fn envelope(header: &[u8]) -> Envelope {
 
 /// A lexical token of an address header (RFC 5322 §3.2–3.4, with the
 /// obsolete forms folded in: `.` is an atom character so `J. Doe` works).
+/// Words borrow from the value, as do quoted strings and comments without
+/// escapes (or nesting): most headers allocate nothing per token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    Word(Vec<u8>),
-    Quoted(Vec<u8>),
-    Comment(Vec<u8>),
+enum Token<'a> {
+    Word(&'a [u8]),
+    Quoted(Cow<'a, [u8]>),
+    Comment(Cow<'a, [u8]>),
     Special(u8),
 }
 
-fn tokenize(value: &[u8]) -> Vec<Token> {
+impl Token<'_> {
+    /// The text of a word or a quoted string.
+    fn text(&self) -> Option<&[u8]> {
+        match self {
+            Token::Word(w) => Some(w),
+            Token::Quoted(q) => Some(q),
+            _ => None,
+        }
+    }
+}
+
+fn tokenize(value: &[u8]) -> Vec<Token<'_>> {
     let mut tokens = Vec::new();
     let mut i = 0;
     while i < value.len() {
@@ -588,8 +602,18 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
         match b {
             b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'"' => {
-                let mut text = Vec::new();
                 i += 1;
+                let start = i;
+                let plain = value[i..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\')
+                    .filter(|&p| value[i + p] == b'"');
+                if let Some(p) = plain {
+                    tokens.push(Token::Quoted(Cow::Borrowed(&value[start..i + p])));
+                    i += p + 1;
+                    continue;
+                }
+                let mut text = Vec::new();
                 while i < value.len() && value[i] != b'"' {
                     if value[i] == b'\\' && i + 1 < value.len() {
                         i += 1;
@@ -598,9 +622,19 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                     i += 1;
                 }
                 i += 1;
-                tokens.push(Token::Quoted(text));
+                tokens.push(Token::Quoted(Cow::Owned(text)));
             }
             b'(' => {
+                let plain = value[i + 1..]
+                    .iter()
+                    .position(|&c| matches!(c, b'(' | b')' | b'\\'))
+                    .filter(|&p| value[i + 1 + p] == b')');
+                if let Some(p) = plain {
+                    let text = trim(&value[i + 1..i + 1 + p]);
+                    tokens.push(Token::Comment(Cow::Borrowed(text)));
+                    i += p + 2;
+                    continue;
+                }
                 let mut depth = 0usize;
                 let mut text = Vec::new();
                 while i < value.len() {
@@ -627,14 +661,14 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                     }
                     i += 1;
                 }
-                tokens.push(Token::Comment(trim(&text).to_vec()));
+                tokens.push(Token::Comment(Cow::Owned(trim(&text).to_vec())));
             }
             b'[' => {
                 let end = value[i..]
                     .iter()
                     .position(|&c| c == b']')
                     .map_or(value.len(), |p| i + p + 1);
-                tokens.push(Token::Word(value[i..end].to_vec()));
+                tokens.push(Token::Word(&value[i..end]));
                 i = end;
             }
             b'<' | b'>' | b',' | b':' | b';' | b'@' | b')' | b']' => {
@@ -664,7 +698,7 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                 {
                     i += 1;
                 }
-                tokens.push(Token::Word(value[start..i].to_vec()));
+                tokens.push(Token::Word(&value[start..i]));
             }
         }
     }
@@ -744,7 +778,7 @@ fn flush_bare(phrase: &mut Vec<&Token>, out: &mut Vec<Address>) {
         .map(|t| (*t).clone())
         .collect();
     let comment = phrase.iter().find_map(|t| match t {
-        Token::Comment(c) if !c.is_empty() => Some(c.clone()),
+        Token::Comment(c) if !c.is_empty() => Some(c.to_vec()),
         _ => None,
     });
     phrase.clear();
@@ -762,7 +796,7 @@ fn flush_bare(phrase: &mut Vec<&Token>, out: &mut Vec<Address>) {
 
 fn comment_after(tokens: &[Token], at: usize) -> Option<Vec<u8>> {
     match tokens.get(at) {
-        Some(Token::Comment(c)) if !c.is_empty() => Some(c.clone()),
+        Some(Token::Comment(c)) if !c.is_empty() => Some(c.to_vec()),
         _ => None,
     }
 }
@@ -777,9 +811,8 @@ fn addr_spec(tokens: &[Token]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let glue = |part: &[Token]| -> Vec<u8> {
         part.iter()
             .filter_map(|t| match t {
-                Token::Word(w) | Token::Quoted(w) => Some(w.as_slice()),
                 Token::Special(b'@') => Some(&b"@"[..]),
-                _ => None,
+                t => t.text(),
             })
             .flatten()
             .copied()
@@ -806,7 +839,7 @@ fn join_route(tokens: &[Token]) -> Vec<u8> {
 fn join_phrase(tokens: &[&Token]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for t in tokens {
-        if let Token::Word(w) | Token::Quoted(w) = t {
+        if let Some(w) = t.text() {
             if !out.is_empty() {
                 out.push(b' ');
             }

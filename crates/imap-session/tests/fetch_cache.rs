@@ -10,7 +10,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use account_auth::testing::StaticAuthenticator;
 use imap_session::{ImapSession, Next};
@@ -33,6 +33,41 @@ struct Counts {
     /// most octets read in one beyond its first message.
     largest_batch: AtomicUsize,
     largest_batch_extra_octets: AtomicUsize,
+    /// `Mailbox::read_ahead` is offered (else the session must fall back
+    /// to `read_messages`).
+    reads_ahead: AtomicBool,
+    /// Batches started by `read_ahead` whose results are not yet taken
+    /// (or dropped), and the most there ever were at once.
+    outstanding: AtomicUsize,
+    most_outstanding: AtomicUsize,
+}
+
+impl Counts {
+    /// Records one batch read (by either call): its size, and the octets
+    /// beyond its first message.
+    fn batch(&self, len: usize, extra_octets: usize) {
+        self.largest_batch.fetch_max(len, Ordering::SeqCst);
+        self.largest_batch_extra_octets
+            .fetch_max(extra_octets, Ordering::SeqCst);
+    }
+}
+
+/// One outstanding `read_ahead` batch, counted until its results are taken
+/// or dropped.
+struct Outstanding(Arc<Counts>);
+
+impl Outstanding {
+    fn new(counts: &Arc<Counts>) -> Self {
+        let now = counts.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+        counts.most_outstanding.fetch_max(now, Ordering::SeqCst);
+        Outstanding(Arc::clone(counts))
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Counts {
@@ -49,6 +84,7 @@ impl Counts {
         self.cache_fields.store(0, Ordering::SeqCst);
         self.largest_batch.store(0, Ordering::SeqCst);
         self.largest_batch_extra_octets.store(0, Ordering::SeqCst);
+        self.most_outstanding.store(0, Ordering::SeqCst);
     }
 }
 
@@ -188,12 +224,36 @@ impl Mailbox for CountingMailbox {
             .skip(1)
             .map(|r| r.as_ref().map_or(0, Vec::len))
             .sum();
-        let counts = &self.counts;
-        counts.largest_batch.fetch_max(uids.len(), Ordering::SeqCst);
-        counts
-            .largest_batch_extra_octets
-            .fetch_max(extra, Ordering::SeqCst);
+        self.counts.batch(uids.len(), extra);
         out
+    }
+    fn read_ahead<T, F>(&self, uids: &[Uid], prepare: F) -> Option<mail_store::ReadAhead<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Uid, Vec<u8>) -> T + Send + 'static,
+    {
+        if !self.counts.reads_ahead.load(Ordering::SeqCst) {
+            return None;
+        }
+        let guard = Outstanding::new(&self.counts);
+        let first = uids.first().copied();
+        let extra = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&extra);
+        let counts = Arc::clone(&self.counts);
+        // The in-memory store reads (and prepares) before it returns.
+        let reads = self.inner.read_ahead(uids, move |uid, bytes| {
+            counts.read_message.fetch_add(1, Ordering::SeqCst);
+            if Some(uid) != first {
+                counted.fetch_add(bytes.len(), Ordering::SeqCst);
+            }
+            prepare(uid, bytes)
+        })?;
+        self.counts.batch(uids.len(), extra.load(Ordering::SeqCst));
+        Some(Box::pin(async move {
+            let reads = reads.await;
+            drop(guard);
+            reads
+        }))
     }
     async fn store_flags(
         &mut self,
@@ -507,7 +567,21 @@ async fn whole_mailbox_fetch_batches_store_calls() {
 /// with its own bytes, in order; a first ENVELOPE FETCH reads each once too.
 #[tokio::test]
 async fn read_ahead_reads_each_message_once_and_in_order() {
+    reads_each_message_once_and_in_order(false).await;
+}
+
+/// The same with a store that reads the next batch while one is answered
+/// (`Mailbox::read_ahead`): the same answer and bounds, at most one batch
+/// read ahead besides the one being answered, and ENVELOPE derived from
+/// each message once.
+#[tokio::test]
+async fn batches_read_beside_the_answer_keep_the_same_bounds() {
+    reads_each_message_once_and_in_order(true).await;
+}
+
+async fn reads_each_message_once_and_in_order(read_ahead: bool) {
     let (store, counts, mut s) = setup();
+    counts.reads_ahead.store(read_ahead, Ordering::SeqCst);
     let n = 300;
     let filler = "x".repeat(10_000);
     let message = |i: usize| {
@@ -530,6 +604,10 @@ async fn read_ahead_reads_each_message_once_and_in_order() {
     let extra = counts.largest_batch_extra_octets.load(Ordering::SeqCst);
     assert!((40..=64).contains(&batch), "largest batch {batch}");
     assert!(extra <= 512 * 1024, "{extra} octets read ahead");
+    if read_ahead {
+        let most = counts.most_outstanding.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} batches read ahead at once");
+    }
     let text = String::from_utf8_lossy(&out);
     let mut rest = &text[..];
     for i in 0..n {
@@ -553,13 +631,34 @@ async fn read_ahead_reads_each_message_once_and_in_order() {
     counts.reset();
     let out = send(&mut s, "b UID FETCH 1:* (ENVELOPE)\r\n").await;
     assert_eq!(counts.get().0, n);
-    assert!(String::from_utf8_lossy(&out).contains(&format!("\"message {}\"", n - 1)));
+    let text = String::from_utf8_lossy(&out);
+    for i in 0..n {
+        let envelope = format!(
+            "* {} FETCH (UID {} ENVELOPE (NIL \"message {i}\" ((NIL NIL \"user{i}\" \"example.org\"))",
+            i + 1,
+            i + 1
+        );
+        assert!(text.contains(&envelope), "message {i}");
+    }
+    assert!(text.ends_with("b OK FETCH completed\r\n"));
+    // Now served from the cache: nothing is read.
+    counts.reset();
+    let again = send(&mut s, "c UID FETCH 1:* (ENVELOPE)\r\n").await;
+    assert_eq!(counts.get().0, 0);
+    assert_eq!(again[..again.len() - 25], out[..out.len() - 25]);
 }
 
 /// Small messages are read at most 64 to a storage call.
 #[tokio::test]
 async fn read_ahead_asks_for_at_most_64_messages_at_once() {
+    for read_ahead in [false, true] {
+        at_most_64_messages_at_once(read_ahead).await;
+    }
+}
+
+async fn at_most_64_messages_at_once(read_ahead: bool) {
     let (store, counts, mut s) = setup();
+    counts.reads_ahead.store(read_ahead, Ordering::SeqCst);
     for i in 0..200 {
         store
             .deliver(

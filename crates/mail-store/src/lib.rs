@@ -189,6 +189,11 @@ pub trait AccountStore: Send + Sync + 'static {
     fn lock_maildrop(&self) -> impl Future<Output = StoreResult<MaildropLock>> + Send;
 }
 
+/// Messages being read ahead ([`Mailbox::read_ahead`]): one result per UID,
+/// in the order asked. It owns all it needs, so it can be kept while its
+/// owner does other work.
+pub type ReadAhead<T> = std::pin::Pin<Box<dyn Future<Output = Vec<StoreResult<T>>> + Send + Sync>>;
+
 /// One open folder. Sequence numbers are the session's business: the mailbox
 /// speaks in UIDs only.
 pub trait Mailbox: Send + Sync + 'static {
@@ -221,6 +226,26 @@ pub trait Mailbox: Send + Sync + 'static {
             }
             out
         }
+    }
+
+    /// Starts reading several whole messages, as [`Mailbox::read_messages`]
+    /// would, and returns before they are read: the reads go on whether or
+    /// not the future is polled, so the caller can work on earlier messages
+    /// meanwhile (a FETCH of many messages reads the next batch while it
+    /// answers for this one). Each message read is handed to `prepare` (with
+    /// its UID) where it was read (the Maildir store: on its blocking pool, in the same
+    /// task), so work that needs only the bytes runs beside the caller too.
+    /// Dropping the future drops the results, not the reads under way.
+    ///
+    /// `None`: this storage reads only when asked (the default); the caller
+    /// uses `read_messages` instead.
+    fn read_ahead<T, F>(&self, uids: &[Uid], prepare: F) -> Option<ReadAhead<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Uid, Vec<u8>) -> T + Send + 'static,
+    {
+        let _ = (uids, prepare);
+        None
     }
 
     /// Replaces, adds or removes flags on the given messages; returns the new

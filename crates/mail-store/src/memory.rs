@@ -952,6 +952,25 @@ pub(crate) fn apply_flag_op(current: &Flags, op: FlagOp, flags: &Flags) -> Flags
     }
 }
 
+impl MemoryMailbox {
+    /// A message's bytes, copied out of the shared state.
+    fn read_now(&self, uid: Uid) -> StoreResult<Vec<u8>> {
+        let mut state = lock(&self.shared);
+        let folder = state.folder_mut(&self.login, &self.name)?;
+        match folder.messages.get(&uid) {
+            Some(message) => Ok(message.bytes.as_ref().clone()),
+            None if uid.0 < folder.uid_next => Err(StoreError::new(
+                StoreErrorKind::Expunged,
+                format!("UID {uid} in {} was expunged", self.name),
+            )),
+            None => Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("no UID {uid} in {}", self.name),
+            )),
+        }
+    }
+}
+
 impl Mailbox for MemoryMailbox {
     fn status(&self) -> MailboxStatus {
         let count = |f: &dyn Fn(&MessageMeta) -> bool| {
@@ -976,19 +995,20 @@ impl Mailbox for MemoryMailbox {
     }
 
     async fn read_message(&self, uid: Uid) -> StoreResult<Vec<u8>> {
-        let mut state = lock(&self.shared);
-        let folder = state.folder_mut(&self.login, &self.name)?;
-        match folder.messages.get(&uid) {
-            Some(message) => Ok(message.bytes.as_ref().clone()),
-            None if uid.0 < folder.uid_next => Err(StoreError::new(
-                StoreErrorKind::Expunged,
-                format!("UID {uid} in {} was expunged", self.name),
-            )),
-            None => Err(StoreError::new(
-                StoreErrorKind::NotFound,
-                format!("no UID {uid} in {}", self.name),
-            )),
-        }
+        self.read_now(uid)
+    }
+
+    /// Memory is read at once: the future is ready when returned.
+    fn read_ahead<T, F>(&self, uids: &[Uid], prepare: F) -> Option<crate::ReadAhead<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Uid, Vec<u8>) -> T + Send + 'static,
+    {
+        let reads: Vec<StoreResult<T>> = uids
+            .iter()
+            .map(|&uid| self.read_now(uid).map(|bytes| prepare(uid, bytes)))
+            .collect();
+        Some(Box::pin(std::future::ready(reads)))
     }
 
     async fn store_flags(

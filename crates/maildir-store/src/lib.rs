@@ -309,7 +309,7 @@ impl AccountStore for MaildirAccount {
             uid_validity: UidValidity(0),
             uid_next: Uid(1),
             snapshot: Arc::new(Vec::new()),
-            files: Mutex::new(Arc::new(HashMap::new())),
+            files: Arc::new(Mutex::new(Arc::new(HashMap::new()))),
             recent: BTreeSet::new(),
             highest_modseq: 1,
             stamp: None,
@@ -734,9 +734,9 @@ pub struct MaildirMailbox {
     uid_next: Uid,
     /// Messages as of the last sync, ascending by UID.
     snapshot: Arc<Vec<MessageMeta>>,
-    /// UID → current file name in `cur/`; shared with `read_message` tasks
-    /// that find a renamed file.
-    files: Mutex<Arc<HashMap<Uid, String>>>,
+    /// UID → current file name in `cur/`; shared with the read tasks
+    /// ([`Mailbox::read_ahead`]) that find a renamed file.
+    files: Arc<Mutex<Arc<HashMap<Uid, String>>>>,
     /// UIDs this session owns as `\Recent`.
     recent: BTreeSet<Uid>,
     /// HIGHESTMODSEQ as of the last sync or own change.
@@ -1042,8 +1042,17 @@ impl MaildirMailbox {
 
     /// Keeps the name a read found a renamed message under.
     fn remember_rename(&self, uid: Uid, renamed: Option<String>) {
-        if let Some(current) = renamed {
-            Arc::make_mut(&mut *lock_files(&self.files)).insert(uid, current);
+        remember_rename(&self.files, uid, renamed);
+    }
+}
+
+/// Keeps the name a read found a renamed message under, unless the session
+/// forgot the message meanwhile (a read ahead can end after a sync).
+fn remember_rename(files: &Mutex<Arc<HashMap<Uid, String>>>, uid: Uid, renamed: Option<String>) {
+    if let Some(current) = renamed {
+        let mut files = lock_files(files);
+        if files.contains_key(&uid) {
+            Arc::make_mut(&mut *files).insert(uid, current);
         }
     }
 }
@@ -1271,33 +1280,54 @@ impl Mailbox for MaildirMailbox {
     }
 
     async fn read_messages(&self, uids: &[Uid]) -> Vec<StoreResult<Vec<u8>>> {
+        match self.read_ahead(uids, |_, bytes| bytes) {
+            Some(reads) => reads.await,
+            None => {
+                let mut out = Vec::with_capacity(uids.len());
+                for &uid in uids {
+                    out.push(self.read_message(uid).await);
+                }
+                out
+            }
+        }
+    }
+
+    /// One blocking task reads the messages in order and hands each to
+    /// `prepare` there; spawned at once, so it runs while the caller goes on.
+    /// `None` outside a tokio runtime.
+    fn read_ahead<T, F>(&self, uids: &[Uid], prepare: F) -> Option<mail_store::ReadAhead<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Uid, Vec<u8>) -> T + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let names: Vec<(Uid, StoreResult<String>)> =
             uids.iter().map(|&uid| (uid, self.file_of(uid))).collect();
+        let count = names.len();
         let ctx = Arc::clone(&self.folder);
-        let result = blocking(move || {
+        let files = Arc::clone(&self.files);
+        let task = runtime.spawn_blocking(move || {
             let cur = ctx.dir.join("cur");
             let read = |path: &Path| std::fs::read(path);
-            Ok(names
+            names
                 .into_iter()
                 .map(|(uid, name)| {
-                    let found = name.and_then(|f| read_found(&ctx, &cur, uid, &f, &read));
-                    (uid, found)
+                    let (bytes, renamed) =
+                        name.and_then(|f| read_found(&ctx, &cur, uid, &f, &read))?;
+                    remember_rename(&files, uid, renamed);
+                    Ok(prepare(uid, bytes))
                 })
-                .collect::<Vec<_>>())
-        })
-        .await;
-        match result {
-            Err(e) => uids.iter().map(|_| Err(e.clone())).collect(),
-            Ok(reads) => reads
-                .into_iter()
-                .map(|(uid, found)| {
-                    found.map(|(bytes, renamed)| {
-                        self.remember_rename(uid, renamed);
-                        bytes
-                    })
-                })
-                .collect(),
-        }
+                .collect::<Vec<_>>()
+        });
+        Some(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                let e = StoreError::new(
+                    StoreErrorKind::Internal,
+                    format!("storage task failed: {e}"),
+                );
+                (0..count).map(|_| Err(e.clone())).collect()
+            })
+        }))
     }
 
     async fn read_range(&self, uid: Uid, offset: u64, len: u64) -> StoreResult<Vec<u8>> {

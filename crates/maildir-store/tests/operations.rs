@@ -711,3 +711,41 @@ async fn read_messages_reads_each_in_order_and_reports_missing_ones() {
     // The new name was remembered.
     assert_eq!(mailbox.read_message(Uid(2)).await.unwrap(), bodies[1]);
 }
+
+/// `read_ahead` reads on the blocking pool whether or not its future is
+/// polled, hands each message to `prepare` with its UID there, and yields
+/// one result per UID in the order asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_reads_without_being_polled_and_prepares_each_message() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let account = open(dir.path()).await;
+    let inbox = FolderName::inbox();
+    for body in [&b"Subject: a\r\n\r\nA\r\n"[..], b"Subject: bb\r\n\r\nBB\r\n"] {
+        account
+            .append(&inbox, body, &Flags::new(), None)
+            .await
+            .unwrap();
+    }
+    let mailbox = account.open_folder(&inbox, true).await.unwrap();
+    let prepared = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&prepared);
+    let reads = mailbox
+        .read_ahead(&[Uid(2), Uid(7), Uid(1)], move |uid, bytes| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            (uid, bytes.len())
+        })
+        .expect("the Maildir store reads ahead inside a runtime");
+    // Not polled yet: both messages get read and prepared all the same.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while prepared.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "read ahead never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let reads = reads.await;
+    assert_eq!(reads.len(), 3);
+    assert_eq!(reads[0].as_ref().unwrap(), &(Uid(2), 19));
+    assert_eq!(reads[1].as_ref().unwrap_err().kind, StoreErrorKind::NotFound);
+    assert_eq!(reads[2].as_ref().unwrap(), &(Uid(1), 17));
+}

@@ -148,6 +148,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             derived: uses_cache.then(DerivedCache::default),
             only_derived,
             read_ahead: HashMap::new(),
+            in_flight: None,
         };
         match self.fetch_some(&mut pending, out).await {
             Ok(true) => Some(pending.done()),
@@ -207,12 +208,16 @@ async fn fetch_messages<M: Mailbox>(
     session: u64,
 ) -> Result<bool, Done> {
     let (by_uid, needs_bytes, condstore) = (pending.by_uid, pending.needs_bytes, pending.condstore);
-    let attrs = &pending.attrs;
+    let attrs = &pending.attrs.clone();
     let wants_envelope = attrs.contains(&FetchAttr::Envelope);
     let wants_structure = attrs
         .iter()
         .any(|a| matches!(a, FetchAttr::Body | FetchAttr::BodyStructure));
     let wants_header = attrs.iter().any(is_header_only);
+    let wants = Derive {
+        envelope: wants_envelope,
+        structure: wants_structure,
+    };
     let mut vanished = false;
     let budget = out.len() + FETCH_OUTPUT_BUDGET;
     'messages: while let Some((seq, uid)) = pending.targets.pop_front() {
@@ -248,25 +253,28 @@ async fn fetch_messages<M: Mailbox>(
                 || (wants_envelope && envelope.is_none() && header.is_none())
                 || (wants_structure && structure.is_none())
                 || (wants_header && header.is_none()));
+        let derive_now = Derive {
+            envelope: wants_envelope && envelope.is_none(),
+            structure: wants_structure && structure.is_none(),
+        };
         let message = if must_read {
-            let read = match pending.read_ahead.remove(&uid) {
-                Some(read) => read,
-                None => {
-                    let uids = reads_ahead(view, pending, uid, wants_envelope, wants_structure);
-                    let mut reads = view.mailbox.read_messages(&uids).await.into_iter();
-                    // The first read is this message's; the others wait for their turn.
-                    let own = reads.next();
-                    pending
-                        .read_ahead
-                        .extend(uids[1..].iter().copied().zip(reads));
-                    match own {
-                        Some(read) => read,
-                        None => view.mailbox.read_message(uid).await,
+            match next_read(view, pending, uid, derive_now, wants).await {
+                Ok(read) => {
+                    // Values derived where the message was read.
+                    if let Some((fresh, value)) = read.envelope
+                        && envelope.is_none()
+                    {
+                        keep(&mut pending.derived, CachedField::Envelope, uid, value);
+                        envelope = Some(fresh);
                     }
+                    if let Some((fresh, value)) = read.structure
+                        && structure.is_none()
+                    {
+                        keep(&mut pending.derived, CachedField::BodyStructure, uid, value);
+                        structure = Some(fresh);
+                    }
+                    Some(read.bytes)
                 }
-            };
-            match read {
-                Ok(bytes) => Some(bytes),
                 Err(err)
                     if matches!(
                         err.kind,
@@ -304,24 +312,22 @@ async fn fetch_messages<M: Mailbox>(
         let tree = || tree.get_or_init(|| mime::parse(bytes));
         if wants_envelope && envelope.is_none() {
             let fresh = mime::envelope(head);
-            if let Some(cache) = &mut pending.derived {
-                cache.keep(
-                    CachedField::Envelope,
-                    uid,
-                    fetch_cache::encode_envelope(&fresh),
-                );
-            }
+            keep(
+                &mut pending.derived,
+                CachedField::Envelope,
+                uid,
+                fetch_cache::encode_envelope(&fresh),
+            );
             envelope = Some(fresh);
         }
         if wants_structure && structure.is_none() {
             let fresh = mime::body_structure(bytes, tree());
-            if let Some(cache) = &mut pending.derived {
-                cache.keep(
-                    CachedField::BodyStructure,
-                    uid,
-                    fetch_cache::encode_structure(&fresh),
-                );
-            }
+            keep(
+                &mut pending.derived,
+                CachedField::BodyStructure,
+                uid,
+                fetch_cache::encode_structure(&fresh),
+            );
             structure = Some(fresh);
         }
         let seen_now = pending.newly_seen.binary_search(&uid).is_ok();
@@ -340,7 +346,11 @@ async fn fetch_messages<M: Mailbox>(
         if implicit && !attrs.contains(&FetchAttr::ModSeq) {
             items.push(FetchItem::ModSeq(modseq));
         }
-        for attr in attrs {
+        for (i, attr) in attrs.iter().enumerate() {
+            // ENVELOPE and the structure are moved into the last item that
+            // uses them (an item is rarely asked for twice).
+            let used_later =
+                |wanted: &dyn Fn(&FetchAttr) -> bool| attrs[i + 1..].iter().any(wanted);
             items.push(match attr {
                 FetchAttr::Uid => FetchItem::Uid(uid.0),
                 FetchAttr::Flags => FetchItem::Flags(flags_out(&flags, recent)),
@@ -404,10 +414,22 @@ async fn fetch_messages<M: Mailbox>(
                     }
                 }
                 FetchAttr::Envelope => {
-                    FetchItem::Envelope(Box::new(envelope.clone().unwrap_or_default()))
+                    let envelope = if used_later(&|a| *a == FetchAttr::Envelope) {
+                        envelope.clone()
+                    } else {
+                        envelope.take()
+                    };
+                    FetchItem::Envelope(Box::new(envelope.unwrap_or_default()))
                 }
                 FetchAttr::Body | FetchAttr::BodyStructure => {
-                    let Some(structure) = structure.clone() else {
+                    let structure =
+                        if used_later(&|a| matches!(a, FetchAttr::Body | FetchAttr::BodyStructure))
+                        {
+                            structure.clone()
+                        } else {
+                            structure.take()
+                        };
+                    let Some(structure) = structure else {
                         // Computed above whenever BODY or BODYSTRUCTURE is asked for.
                         continue;
                     };
@@ -431,50 +453,189 @@ async fn fetch_messages<M: Mailbox>(
 }
 
 /// Messages read in one storage call when a FETCH must read one
-/// ([`reads_ahead`], `Mailbox::read_messages`): the Maildir store reads on
-/// its blocking pool, and one hand-off per message cost more than reading
-/// (body FETCH 130 -> 475 MiB/s measured with a batch read). Held only
-/// while the FETCH runs, never while the connection waits.
+/// ([`next_read`], `Mailbox::read_ahead`): the Maildir store reads on its
+/// blocking pool, and one hand-off per message cost more than reading (body
+/// FETCH 130 -> 475 MiB/s measured with a batch read). While one batch is
+/// answered, the next one is read (and its ENVELOPE and BODYSTRUCTURE
+/// derived) beside it, so a FETCH holds at most two batches. Held only while
+/// the FETCH runs, never while the connection waits.
 const READ_AHEAD: usize = 64;
-/// Bytes read ahead at most (by RFC822.SIZE), beyond the message itself.
+/// Bytes read ahead at most per batch (by RFC822.SIZE), beyond the message
+/// whose turn it is.
 const READ_AHEAD_BYTES: u64 = 512 * 1024;
 
-/// `uid` and the next targets that will need their bytes too (for a FETCH
-/// that can be served from the cache: those whose wanted values it lacks),
-/// at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
+/// What to derive from a message where it is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Derive {
+    envelope: bool,
+    structure: bool,
+}
+
+impl Derive {
+    fn any(self) -> bool {
+        self.envelope || self.structure
+    }
+
+    /// The message with the values asked for, each with its cache value.
+    fn apply(self, bytes: Vec<u8>) -> Read {
+        let envelope = self.envelope.then(|| {
+            let envelope = mime::envelope(&bytes[..mime::header_end(&bytes)]);
+            let value = fetch_cache::encode_envelope(&envelope);
+            (envelope, value)
+        });
+        let structure = self.structure.then(|| {
+            let structure = mime::body_structure(&bytes, &mime::parse(&bytes));
+            let value = fetch_cache::encode_structure(&structure);
+            (structure, value)
+        });
+        Read {
+            bytes,
+            envelope,
+            structure,
+        }
+    }
+}
+
+/// A message read for a FETCH, with what was derived from it there.
+pub(crate) struct Read {
+    bytes: Vec<u8>,
+    envelope: Option<(Envelope, Vec<u8>)>,
+    structure: Option<(BodyStructure, Vec<u8>)>,
+}
+
+/// A batch being read ahead: its UIDs, in order, and the reads.
+pub(crate) struct InFlight {
+    uids: Vec<Uid>,
+    reads: mail_store::ReadAhead<Read>,
+}
+
+/// Remembers a new value for the derived-field cache, if the FETCH uses it.
+fn keep(derived: &mut Option<DerivedCache>, field: CachedField, uid: Uid, value: Vec<u8>) {
+    if let Some(cache) = derived {
+        cache.keep(field, uid, value);
+    }
+}
+
+/// `uid`'s message (its turn has come): from the batch read before, else
+/// from the batch being read ahead, else read now with the next ones. Each
+/// time a batch is taken, the one after it starts being read.
+async fn next_read<M: Mailbox>(
+    view: &SelectedView<M>,
+    pending: &mut PendingFetch,
+    uid: Uid,
+    derive_now: Derive,
+    wants: Derive,
+) -> mail_store::StoreResult<Read> {
+    if let Some(read) = pending.read_ahead.remove(&uid) {
+        return read;
+    }
+    match pending.in_flight.take() {
+        Some(InFlight { uids, reads }) if uids.contains(&uid) => {
+            pending.read_ahead.extend(uids.into_iter().zip(reads.await));
+        }
+        other => {
+            // `uid` is not in the batch being read ahead (a header-only
+            // miss is never read ahead): read it now, with the next targets
+            // that batch does not hold.
+            pending.in_flight = other;
+            let batch = reads_ahead(view, pending, Some((uid, derive_now)), wants);
+            let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
+            let reads = match start_reads(&view.mailbox, batch) {
+                Some(InFlight { reads, .. }) => reads.await,
+                None => {
+                    let reads = view.mailbox.read_messages(&uids).await;
+                    reads
+                        .into_iter()
+                        .map(|read| read.map(|bytes| derive_now.apply(bytes)))
+                        .collect()
+                }
+            };
+            pending.read_ahead.extend(uids.into_iter().zip(reads));
+        }
+    }
+    if pending.in_flight.is_none() {
+        let next = reads_ahead(view, pending, None, wants);
+        if !next.is_empty() {
+            pending.in_flight = start_reads(&view.mailbox, next);
+        }
+    }
+    match pending.read_ahead.remove(&uid) {
+        Some(read) => read,
+        None => view
+            .mailbox
+            .read_message(uid)
+            .await
+            .map(|bytes| derive_now.apply(bytes)),
+    }
+}
+
+/// Starts reading `batch`, each message with what to derive from it;
+/// `None` if the store reads only when asked.
+fn start_reads<M: Mailbox>(mailbox: &M, batch: Vec<(Uid, Derive)>) -> Option<InFlight> {
+    let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
+    let plan: HashMap<Uid, Derive> = batch.into_iter().collect();
+    let reads = mailbox.read_ahead(&uids, move |uid, bytes| {
+        plan.get(&uid).copied().unwrap_or_default().apply(bytes)
+    })?;
+    Some(InFlight { uids, reads })
+}
+
+/// The next targets that will need their bytes (for a FETCH that can be
+/// served from the cache: those whose wanted values it lacks), each with
+/// what to derive from it, at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`]
+/// beyond `first`. Targets read already or being read are left out.
 fn reads_ahead<M: Mailbox>(
     view: &SelectedView<M>,
     pending: &PendingFetch,
-    uid: Uid,
-    wants_envelope: bool,
-    wants_structure: bool,
-) -> Vec<Uid> {
-    let mut uids = vec![uid];
+    first: Option<(Uid, Derive)>,
+    wants: Derive,
+) -> Vec<(Uid, Derive)> {
+    // `first` (its turn has come) is read whatever its size; a batch read
+    // ahead keeps within the bounds from its first message on.
+    let mut uids: Vec<(Uid, Derive)> = first.into_iter().collect();
+    let in_flight = |u: &Uid| {
+        pending
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.uids.contains(u))
+    };
     let mut bytes = 0u64;
-    let mut add = |u: Uid| {
+    let mut add = |u: Uid, derive: Derive| {
+        if pending.read_ahead.contains_key(&u) || in_flight(&u) {
+            return true;
+        }
         let size = view.meta(u).map_or(0, |m| m.size);
         if uids.len() >= READ_AHEAD || bytes + size > READ_AHEAD_BYTES {
             return false;
         }
         bytes += size;
-        uids.push(u);
+        uids.push((u, derive));
         true
+    };
+    // What the cache lacks for a target: its looked-up values line up with
+    // the targets (both are taken from the front together).
+    let lacks = |(_, e, s, _): &Ahead| Derive {
+        envelope: wants.envelope && e.is_none(),
+        structure: wants.structure && s.is_none(),
     };
     match &pending.derived {
         Some(cache) if pending.only_derived => {
             // Only the cache's misses are read; its look-ups cover the next
             // targets in order. (A header miss alone is never read ahead.)
-            for (u, envelope, structure, _) in &cache.ahead {
-                let miss = (wants_envelope && envelope.is_none())
-                    || (wants_structure && structure.is_none());
-                if miss && !add(*u) {
+            for ahead in &cache.ahead {
+                let derive = lacks(ahead);
+                if derive.any() && !add(ahead.0, derive) {
                     break;
                 }
             }
         }
-        _ => {
-            for (_, u) in &pending.targets {
-                if !add(*u) {
+        derived => {
+            for (i, (_, u)) in pending.targets.iter().enumerate() {
+                let derive = match derived.as_ref().and_then(|c| c.ahead.get(i)) {
+                    Some(ahead) if ahead.0 == *u => lacks(ahead),
+                    _ => wants,
+                };
+                if !add(*u, derive) {
                     break;
                 }
             }
@@ -678,7 +839,9 @@ pub(crate) struct PendingFetch {
     only_derived: bool,
     /// Messages read together with an earlier one ([`reads_ahead`]), until
     /// their turn: at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
-    read_ahead: HashMap<Uid, mail_store::StoreResult<Vec<u8>>>,
+    read_ahead: HashMap<Uid, mail_store::StoreResult<Read>>,
+    /// The next batch, being read while this one is answered.
+    in_flight: Option<InFlight>,
 }
 
 impl PendingFetch {
