@@ -26,7 +26,10 @@
 #   --mix-count N        [BENCH_MIX_COUNT]  mix1..8's messages, default 200 (seed 2)
 #   --seconds S          [BENCH_SECONDS]    login and mixed duration, default 5
 #   --workers N          [BENCH_WORKERS]    login workers, default 8
-#   --clients N          [BENCH_CLIENTS]    mixed clients (= accounts mix1..N), default 8
+#   --clients "N1 N2"    [BENCH_CLIENTS]    mixed runs, one per client count (client i uses
+#                        account mix<i>), default "8 32 64": with a 20 ms IDLE pause per
+#                        cycle of 8 operations, 8 clients cap any server near 3,000 ops/s
+#                        (a latency figure); 32 and 64 load the server
 #   --help
 #
 # Output: WORK/results/{coffre,dovecot}.jsonl (one JSON line per run, with
@@ -34,7 +37,7 @@
 # WORK/results/summary.md (the table, also printed), logs in WORK/logs/.
 set -euo pipefail
 
-ORIG_ARGS="$*"
+ORIG_ARGS=$(printf "%q " "$@")
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 
@@ -48,7 +51,7 @@ CORPUS_COUNT=${BENCH_CORPUS_COUNT:-5000}
 MIX_COUNT=${BENCH_MIX_COUNT:-200}
 SECONDS_RUN=${BENCH_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-8}
-CLIENTS=${BENCH_CLIENTS:-8}
+CLIENTS=${BENCH_CLIENTS:-8 32 64}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -79,9 +82,15 @@ is_uint "$ROUNDS" && [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 50 ] || die "--round
 for n in $IDLE; do
     is_uint "$n" && [ "$n" -ge 1 ] && [ "$n" -le 10000 ] || die "--idle values must be 1..10000"
 done
-for v in "$CORPUS_COUNT" "$MIX_COUNT" "$SECONDS_RUN" "$WORKERS" "$CLIENTS"; do
-    is_uint "$v" && [ "$v" -ge 1 ] || die "counts, seconds, workers and clients must be positive integers"
+for v in "$CORPUS_COUNT" "$MIX_COUNT" "$SECONDS_RUN" "$WORKERS"; do
+    is_uint "$v" && [ "$v" -ge 1 ] || die "counts, seconds and workers must be positive integers"
 done
+MAX_CLIENTS=0
+for n in $CLIENTS; do
+    is_uint "$n" && [ "$n" -ge 1 ] && [ "$n" -le 1000 ] || die "--clients values must be 1..1000"
+    [ "$n" -gt $MAX_CLIENTS ] && MAX_CLIENTS=$n
+done
+[ $MAX_CLIENTS -ge 1 ] || die "--clients needs at least one count"
 [ "$SECONDS_RUN" -le 600 ] || die "--seconds must be <= 600"
 for s in $SCENARIOS; do
     case $s in sync|pop3|login|mixed|idle) ;; *) die "unknown scenario $s" ;; esac
@@ -255,7 +264,7 @@ PASSWORD=$(openssl rand -hex 12)
 HASH=$(printf '%s\n' "$PASSWORD" | "$COFFRE" hash --password-stdin) || die "coffre hash failed"
 [[ $HASH == '$argon2id$'* ]] || die "unexpected hash from coffre hash: $HASH"
 LOGINS="user1@example.org"
-for i in $(seq 1 "$CLIENTS"); do LOGINS="$LOGINS mix$i@example.org"; done
+for i in $(seq 1 "$MAX_CLIENTS"); do LOGINS="$LOGINS mix$i@example.org"; done
 
 # ---- corpus (deterministic; cached across runs by count and seed) -------------
 corpus() { # count seed -> prints the directory
@@ -269,14 +278,14 @@ corpus() { # count seed -> prints the directory
     fi
     echo "$dir"
 }
-log "corpus: user1 $CORPUS_COUNT messages (seed 1), mix1..$CLIENTS $MIX_COUNT messages (seed 2)"
+log "corpus: user1 $CORPUS_COUNT messages (seed 1), mix1..$MAX_CLIENTS $MIX_COUNT messages (seed 2)"
 U1_CORPUS=$(corpus "$CORPUS_COUNT" 1)
 MIX_CORPUS=$(corpus "$MIX_COUNT" 2)
 install_mail() { # mail_root
     mkdir -p "$1/example.org"
     cp -a "$U1_CORPUS" "$1/example.org/user1"
     rm -f "$1/example.org/user1/.complete"
-    for i in $(seq 1 "$CLIENTS"); do
+    for i in $(seq 1 "$MAX_CLIENTS"); do
         cp -a "$MIX_CORPUS" "$1/example.org/mix$i"
         rm -f "$1/example.org/mix$i/.complete"
     done
@@ -440,22 +449,24 @@ server_pid() { cat "$WORK/$1/server.pid"; }
 # ---- runs ------------------------------------------------------------------------
 # run_bench server round scenario timeout args...: appends one JSON line to
 # RES/server.jsonl, with "server" and "round"; a failed run becomes an error line.
+# With LABEL set (mixed: "mixed/<clients>"), the line's scenario is LABEL.
 run_bench() {
     local server=$1 round=$2 scenario=$3 limit=$4; shift 4
-    local out=$LOGS/$server-$scenario-$round.out err=$LOGS/$server-$scenario-$round.err rc=0
+    local key=${LABEL:-$scenario}
+    local out=$LOGS/$server-${key//\//-}-$round.out err=$LOGS/$server-${key//\//-}-$round.err rc=0
     timeout -k 10 "$limit" "$BENCH" "$scenario" --host 127.0.0.1 --ca "$CA" \
         --password "$PASSWORD" --json "$@" > "$out" 2> "$err" || rc=$?
     local line
     line=$(grep -m1 '^{"scenario"' "$out" || true)
     if [ $rc -eq 0 ] && [ -n "$line" ]; then
-        printf '%s\n' "$line" | sed "s/^{/{\"server\":\"$server\",\"round\":\"$round\",/" >> "$RES/$server.jsonl"
-        log "$server $scenario round $round: $(printf '%s' "$line" | cut -c1-160)"
+        printf '%s\n' "$line" | sed "s/^{/{\"server\":\"$server\",\"round\":\"$round\",/; s|\"scenario\":\"$scenario\"|\"scenario\":\"$key\"|" >> "$RES/$server.jsonl"
+        log "$server $key round $round: $(printf '%s' "$line" | cut -c1-160)"
     else
         local msg
         msg=$(tail -c 300 "$err" | tr '\n\r\t"\\' '     ' | tr -d '\000-\037')
         printf '{"server":"%s","round":"%s","scenario":"%s","error":"exit %s: %s"}\n' \
-            "$server" "$round" "$scenario" "$rc" "$msg" >> "$RES/$server.jsonl"
-        log "$server $scenario round $round FAILED (exit $rc): $msg"
+            "$server" "$round" "$key" "$rc" "$msg" >> "$RES/$server.jsonl"
+        log "$server $key round $round FAILED (exit $rc): $msg"
     fi
 }
 ports() { # server -> "--imap-port X --pop3-port Y"
@@ -480,7 +491,7 @@ fi
     echo "idle=$IDLE"
     echo "scenarios=$SCENARIOS"
     echo "servers=$SERVERS"
-    echo "corpus=user1 $CORPUS_COUNT msgs seed 1 ($(du -sb "$U1_CORPUS" | cut -f1) bytes); mix1..$CLIENTS $MIX_COUNT msgs seed 2"
+    echo "corpus=user1 $CORPUS_COUNT msgs seed 1 ($(du -sb "$U1_CORPUS" | cut -f1) bytes); mix1..$MAX_CLIENTS $MIX_COUNT msgs seed 2"
     echo "seconds=$SECONDS_RUN"
     echo "workers=$WORKERS"
     echo "clients=$CLIENTS"
@@ -502,8 +513,10 @@ for r in $(seq 1 "$ROUNDS"); do
                 sync|pop3) run_bench "$s" "$r" $sc 900 $(ports "$s") --user user1@example.org ;;
                 login) run_bench "$s" "$r" login $((SECONDS_RUN + 120)) $(ports "$s") \
                     --user user1@example.org --workers "$WORKERS" --seconds "$SECONDS_RUN" ;;
-                mixed) run_bench "$s" "$r" mixed $((SECONDS_RUN + 120)) $(ports "$s") \
-                    --user 'mix%d@example.org' --users "$CLIENTS" --clients "$CLIENTS" --seconds "$SECONDS_RUN" ;;
+                mixed) for n in $CLIENTS; do
+                    LABEL=mixed/$n run_bench "$s" "$r" mixed $((SECONDS_RUN + 120)) $(ports "$s") \
+                        --user 'mix%d@example.org' --users "$n" --clients "$n" --seconds "$SECONDS_RUN"
+                    done ;;
             esac
         done
     done
