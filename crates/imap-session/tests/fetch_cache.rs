@@ -677,6 +677,47 @@ async fn at_most_64_messages_at_once(read_ahead: bool) {
     assert_eq!(counts.largest_batch.load(Ordering::SeqCst), 64);
 }
 
+/// A FETCH of ENVELOPE and the header where the header is cached for every
+/// other message (and ENVELOPE for none): only the messages without a
+/// cached header need their bytes, so about that many are read (one batch
+/// of slack), not every message; reads ahead of messages that then are not
+/// used would be held by the FETCH until it ends.
+#[tokio::test]
+async fn messages_served_from_a_cached_header_are_not_read_ahead() {
+    let (store, counts, mut s) = setup();
+    counts.reads_ahead.store(true, Ordering::SeqCst);
+    let n = 3000;
+    for i in 0..n {
+        store
+            .deliver(
+                USER,
+                "INBOX",
+                format!("From: user{i}@example.org\r\nSubject: {i}\r\n\r\nbody {i}\r\n").as_bytes(),
+                Flags::new(),
+            )
+            .unwrap();
+    }
+    selected(&mut s).await;
+    let odd: Vec<String> = (1..=n).step_by(2).map(|i| i.to_string()).collect();
+    let out = send(
+        &mut s,
+        &format!("h FETCH {} (BODY.PEEK[HEADER])\r\n", odd.join(",")),
+    )
+    .await;
+    assert!(out.ends_with(b"h OK FETCH completed\r\n"));
+    counts.reset();
+    let out = send(&mut s, "x FETCH 1:* (ENVELOPE BODY.PEEK[HEADER])\r\n").await;
+    assert!(out.ends_with(b"x OK FETCH completed\r\n"));
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches(" FETCH (ENVELOPE ").count(), n);
+    let reads = counts.get().0;
+    assert!(
+        reads <= n / 2 + 64,
+        "{reads} messages read for {} without a cached header",
+        n / 2
+    );
+}
+
 /// A value over `MAX_CACHED_FIELD_LEN` is not handed to the store (it would
 /// not keep it): such a message is parsed every time, with the same answer.
 #[tokio::test]

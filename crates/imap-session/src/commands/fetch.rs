@@ -33,7 +33,7 @@
 //! [`mail_store::MAX_CACHED_FIELD_LEN`] is not cached: its message is read
 //! each time, as before.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;
 
 use account_auth::Authenticator;
@@ -529,6 +529,7 @@ async fn next_read<M: Mailbox>(
     if let Some(read) = pending.read_ahead.remove(&uid) {
         return read;
     }
+    forget_passed(pending, uid);
     match pending.in_flight.take() {
         Some(InFlight { uids, reads }) if uids.contains(&uid) => {
             pending.read_ahead.extend(uids.into_iter().zip(reads.await));
@@ -566,6 +567,34 @@ async fn next_read<M: Mailbox>(
             .read_message(uid)
             .await
             .map(|bytes| derive_now.apply(bytes)),
+    }
+}
+
+/// Drops what was read for messages whose turn passed without them (gone
+/// from the mailbox, or served from the cache after all): results and a
+/// batch in flight are kept only for `uid` and the next targets a batch can
+/// have been planned for, so neither is held until the FETCH ends and a
+/// batch nobody takes does not stop the reading ahead.
+fn forget_passed(pending: &mut PendingFetch, uid: Uid) {
+    if pending.read_ahead.is_empty() && pending.in_flight.is_none() {
+        return;
+    }
+    let upcoming: HashSet<Uid> = std::iter::once(uid)
+        .chain(
+            pending
+                .targets
+                .iter()
+                .take(CACHE_BATCH + 2 * READ_AHEAD)
+                .map(|(_, u)| *u),
+        )
+        .collect();
+    pending.read_ahead.retain(|u, _| upcoming.contains(u));
+    if pending
+        .in_flight
+        .as_ref()
+        .is_some_and(|f| !f.uids.iter().any(|u| upcoming.contains(u)))
+    {
+        pending.in_flight = None;
     }
 }
 
@@ -613,9 +642,10 @@ fn reads_ahead<M: Mailbox>(
         true
     };
     // What the cache lacks for a target: its looked-up values line up with
-    // the targets (both are taken from the front together).
-    let lacks = |(_, e, s, _): &Ahead| Derive {
-        envelope: wants.envelope && e.is_none(),
+    // the targets (both are taken from the front together). A cached header
+    // serves an ENVELOPE miss, as in `fetch_messages`.
+    let lacks = |(_, e, s, h): &Ahead| Derive {
+        envelope: wants.envelope && e.is_none() && h.is_none(),
         structure: wants.structure && s.is_none(),
     };
     match &pending.derived {
