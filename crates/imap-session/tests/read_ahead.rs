@@ -170,6 +170,23 @@ const MIXED: [&str; 5] = [
     "(ENVELOPE BODY.PEEK[HEADER] BODYSTRUCTURE RFC822.SIZE BODY BODY.PEEK[1] ENVELOPE)",
 ];
 
+/// FETCH `1:*` of each item list twice (the first time nothing new is
+/// cached, the second time it is): every answer the same as each message
+/// alone, each message once, one completion.
+async fn same_as_alone_twice(s: &mut Session, messages: &[Vec<u8>], tag: &str, lists: &[&str]) {
+    for items in lists {
+        let expected = reference(messages, items).await;
+        for run in ["first", "second"] {
+            let out = pieces(s, &format!("{tag} FETCH 1:* {items}\r\n"))
+                .await
+                .concat();
+            let (fetches, others) = by_seq(&out);
+            assert_eq!(others, [format!("{tag} OK FETCH completed\r\n")], "{items}");
+            assert_same(&fetches, &expected, &format!("{items} {run} run"));
+        }
+    }
+}
+
 /// 320 messages, each mixed FETCH twice (nothing cached, then cached): the
 /// answers are the same both times and the same as each message alone.
 #[tokio::test]
@@ -178,17 +195,7 @@ async fn mixed_fetches_over_many_batches_match_single_message_answers() {
     let store = MemoryStore::new();
     deliver(&store, &messages);
     let mut s = selected(&store, 1).await;
-    for (k, items) in MIXED.iter().enumerate() {
-        let expected = reference(&messages, items).await;
-        for run in ["first", "second"] {
-            let tag = format!("m{k}");
-            let parts = pieces(&mut s, &format!("{tag} FETCH 1:* {items}\r\n")).await;
-            let out = parts.concat();
-            let (fetches, others) = by_seq(&out);
-            assert_eq!(others, [format!("{tag} OK FETCH completed\r\n")], "{items}");
-            assert_same(&fetches, &expected, &format!("{items} {run} run"));
-        }
-    }
+    same_as_alone_twice(&mut s, &messages, "m", &MIXED).await;
     // The whole-body FETCH spans several budgets.
     let parts = pieces(&mut s, "p FETCH 1:* (BODY.PEEK[])\r\n").await;
     assert!(parts.len() >= 3, "{} pieces", parts.len());
@@ -364,22 +371,13 @@ async fn messages_over_the_read_ahead_bound() {
     let store = MemoryStore::new();
     deliver(&store, &messages);
     let mut s = selected(&store, 5).await;
-    for items in [
+    let lists = [
         "(UID BODY.PEEK[])",
         "(ENVELOPE BODYSTRUCTURE)",
         "(UID ENVELOPE BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODYSTRUCTURE)",
         "(BODY.PEEK[]<0.100> ENVELOPE)",
-    ] {
-        let expected = reference(&messages, items).await;
-        for run in ["first", "second"] {
-            let out = pieces(&mut s, &format!("g FETCH 1:* {items}\r\n"))
-                .await
-                .concat();
-            let (fetches, others) = by_seq(&out);
-            assert_eq!(others, ["g OK FETCH completed\r\n"], "{items}");
-            assert_same(&fetches, &expected, &format!("{items} {run}"));
-        }
-    }
+    ];
+    same_as_alone_twice(&mut s, &messages, "g", &lists).await;
     // Exact bytes of one big message.
     let out = common::send_bytes(&mut s, "h FETCH 14 (BODY.PEEK[])\r\n").await;
     let mut want = format!("* 14 FETCH (BODY[] {{{}}}\r\n", messages[13].len()).into_bytes();
@@ -416,22 +414,13 @@ async fn header_only_misses_with_a_batch_in_flight() {
     assert!(out.ends_with("h OK FETCH completed\r\n"));
     let out = common::send(&mut s, "b FETCH 50:250 (BODYSTRUCTURE)\r\n").await;
     assert!(out.ends_with("b OK FETCH completed\r\n"));
-    for items in [
+    let lists = [
         "(ENVELOPE BODY.PEEK[HEADER])",
         "(ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER])",
         "(BODYSTRUCTURE RFC822.HEADER ENVELOPE)",
         "(UID BODY.PEEK[HEADER.FIELDS.NOT (Subject)] BODY)",
-    ] {
-        let expected = reference(&messages, items).await;
-        for run in ["first", "second"] {
-            let out = pieces(&mut s, &format!("x FETCH 1:* {items}\r\n"))
-                .await
-                .concat();
-            let (fetches, others) = by_seq(&out);
-            assert_eq!(others, ["x OK FETCH completed\r\n"], "{items}");
-            assert_same(&fetches, &expected, &format!("{items} {run}"));
-        }
-    }
+    ];
+    same_as_alone_twice(&mut s, &messages, "x", &lists).await;
 }
 
 /// Header cached only for every other message, ENVELOPE for none: the
