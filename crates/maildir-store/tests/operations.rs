@@ -722,7 +722,10 @@ async fn read_ahead_reads_without_being_polled_and_prepares_each_message() {
     let dir = tempfile::tempdir().unwrap();
     let account = open(dir.path()).await;
     let inbox = FolderName::inbox();
-    for body in [&b"Subject: a\r\n\r\nA\r\n"[..], b"Subject: bb\r\n\r\nBB\r\n"] {
+    for body in [
+        &b"Subject: a\r\n\r\nA\r\n"[..],
+        b"Subject: bb\r\n\r\nBB\r\n",
+    ] {
         account
             .append(&inbox, body, &Flags::new(), None)
             .await
@@ -746,6 +749,9 @@ async fn read_ahead_reads_without_being_polled_and_prepares_each_message() {
     let reads = reads.await;
     assert_eq!(reads.len(), 3);
     assert_eq!(reads[0].as_ref().unwrap(), &(Uid(2), 19));
-    assert_eq!(reads[1].as_ref().unwrap_err().kind, StoreErrorKind::NotFound);
+    assert_eq!(
+        reads[1].as_ref().unwrap_err().kind,
+        StoreErrorKind::NotFound
+    );
     assert_eq!(reads[2].as_ref().unwrap(), &(Uid(1), 17));
 }
