@@ -603,10 +603,37 @@ fn forget_passed(pending: &mut PendingFetch, uid: Uid) {
 fn start_reads<M: Mailbox>(mailbox: &M, batch: Vec<(Uid, Derive)>) -> Option<InFlight> {
     let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
     let plan: HashMap<Uid, Derive> = batch.into_iter().collect();
+    let budget = DerivedBudget::default();
     let reads = mailbox.read_ahead(&uids, move |uid, bytes| {
-        plan.get(&uid).copied().unwrap_or_default().apply(bytes)
+        budget.apply(plan.get(&uid).copied().unwrap_or_default(), bytes)
     })?;
     Some(InFlight { uids, reads })
+}
+
+/// Cache-value bytes of ENVELOPE and BODYSTRUCTURE derived ahead per batch.
+/// A message's structure can be far larger than the message (10,000 tiny
+/// parts), and a batch holds its values until their turn: past this, the
+/// rest of the batch is derived when its turn comes, one message at a time.
+const DERIVED_AHEAD_BYTES: usize = 256 * 1024;
+
+/// What one batch has derived ahead so far ([`DERIVED_AHEAD_BYTES`]).
+#[derive(Default)]
+struct DerivedBudget {
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl DerivedBudget {
+    fn apply(&self, derive: Derive, bytes: Vec<u8>) -> Read {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.used.load(Relaxed) >= DERIVED_AHEAD_BYTES {
+            return Derive::default().apply(bytes);
+        }
+        let read = derive.apply(bytes);
+        let size = read.envelope.as_ref().map_or(0, |(_, v)| v.len())
+            + read.structure.as_ref().map_or(0, |(_, v)| v.len());
+        self.used.fetch_add(size, Relaxed);
+        read
+    }
 }
 
 /// The next targets that will need their bytes (for a FETCH that can be
@@ -913,4 +940,49 @@ fn is_whole_partial(attr: &FetchAttr) -> bool {
         FetchAttr::BodySection { section, partial: Some(_), .. }
             if section.part.is_empty() && section.text.is_none()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch stops deriving ahead once its values pass the bound; the
+    /// message's bytes are still handed over (its values are derived at
+    /// its turn).
+    #[test]
+    fn a_batch_derives_ahead_within_its_bound() {
+        let mut message =
+            b"Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for _ in 0..2_000 {
+            message.extend_from_slice(
+                b"--b\r\nContent-Type: text/plain; name=\"a-long-file-name.txt\"\r\n\r\nx\r\n",
+            );
+        }
+        message.extend_from_slice(b"--b--\r\n");
+        let both = Derive {
+            envelope: true,
+            structure: true,
+        };
+        let budget = DerivedBudget::default();
+        let mut derived = 0;
+        for _ in 0..40 {
+            let read = budget.apply(both, message.clone());
+            assert_eq!(read.bytes, message);
+            if let Some((_, value)) = &read.structure {
+                assert!(read.envelope.is_some());
+                derived += value.len();
+            } else {
+                assert!(read.envelope.is_none());
+            }
+        }
+        let one = Derive {
+            envelope: true,
+            structure: true,
+        }
+        .apply(message.clone());
+        let per_message = one.structure.map_or(0, |(_, v)| v.len());
+        assert!(per_message > 20_000, "{per_message}");
+        assert!(derived >= DERIVED_AHEAD_BYTES, "{derived}");
+        assert!(derived < DERIVED_AHEAD_BYTES + 2 * per_message, "{derived}");
+    }
 }
