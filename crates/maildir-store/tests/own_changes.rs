@@ -71,16 +71,39 @@ fn inotify_or_skip() -> bool {
     active
 }
 
+/// What every test here starts from: a fresh account of a store made by
+/// `make` with `count` messages in INBOX, the tests run one at a time
+/// (they share the process's inotify state). `None`, and the test is
+/// skipped, where inotify is unavailable.
+struct Fixture {
+    account: MaildirAccount,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    /// The mail root (a second store on it stands for another process).
+    dir: tempfile::TempDir,
+}
+
+async fn fixture(make: fn(&Path) -> MaildirStore, count: usize) -> Option<Fixture> {
+    if !inotify_or_skip() {
+        return None;
+    }
+    let serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = account_in(&make(dir.path()), count).await;
+    Some(Fixture {
+        account,
+        _serial: serial,
+        dir,
+    })
+}
+
 #[tokio::test]
 async fn own_store_needs_no_rescan_and_other_sessions_take_it() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(impatient_store, 5).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&impatient_store(dir.path()), 5).await;
-    let mut a = inbox(&account, false).await;
-    let mut b = inbox(&account, false).await;
+    };
+    let account = &fixture.account;
+    let mut a = inbox(account, false).await;
+    let mut b = inbox(account, false).await;
 
     let stored = a
         .store_flags(&[Uid(1)], FlagOp::Add, &flags(&[Flag::Seen]))
@@ -130,7 +153,10 @@ async fn own_store_needs_no_rescan_and_other_sessions_take_it() {
     ));
 
     // The change is really on disk: a fresh process sees it.
-    let other = store(dir.path()).open_account(&alice()).await.unwrap();
+    let other = store(fixture.dir.path())
+        .open_account(&alice())
+        .await
+        .unwrap();
     let c = inbox(&other, true).await;
     assert_eq!(c.messages()[0].flags, flags(&[Flag::Seen]));
     assert_eq!(c.status().highest_modseq, a.status().highest_modseq);
@@ -138,14 +164,12 @@ async fn own_store_needs_no_rescan_and_other_sessions_take_it() {
 
 #[tokio::test]
 async fn own_expunge_needs_no_rescan_and_raises_highestmodseq() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(impatient_store, 5).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&impatient_store(dir.path()), 5).await;
-    let mut a = inbox(&account, false).await;
-    let mut b = inbox(&account, false).await;
+    };
+    let account = &fixture.account;
+    let mut a = inbox(account, false).await;
+    let mut b = inbox(account, false).await;
 
     a.store_flags(&[Uid(2)], FlagOp::Add, &flags(&[Flag::Deleted]))
         .await
@@ -182,7 +206,10 @@ async fn own_expunge_needs_no_rescan_and_raises_highestmodseq() {
     drop(lock);
 
     // A fresh process agrees on both.
-    let other = store(dir.path()).open_account(&alice()).await.unwrap();
+    let other = store(fixture.dir.path())
+        .open_account(&alice())
+        .await
+        .unwrap();
     let c = inbox(&other, true).await;
     assert_eq!(c.status().messages, 4);
     assert_eq!(c.status().highest_modseq, after_expunge);
@@ -190,16 +217,14 @@ async fn own_expunge_needs_no_rescan_and_raises_highestmodseq() {
 
 #[tokio::test]
 async fn external_delivery_is_seen_by_the_very_next_sync() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(store, 2).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&store(dir.path()), 2).await;
+    };
+    let account = &fixture.account;
     let root = account.root().to_path_buf();
-    let mut a = inbox(&account, false).await;
+    let mut a = inbox(account, false).await;
     // Another session of the folder, so the shared scan record is in play.
-    let mut b = inbox(&account, true).await;
+    let mut b = inbox(account, true).await;
     for i in 0..30u32 {
         let expected_uid = i + 3;
         // An MTA delivers; the sync right after must see it.
@@ -263,19 +288,17 @@ async fn external_delivery_is_seen_by_the_very_next_sync() {
 
 #[tokio::test]
 async fn reselect_within_linger_reuses_the_scan_while_another_session_is_open() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(impatient_store, 3).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&impatient_store(dir.path()), 3).await;
-    let _other = inbox(&account, true).await;
+    };
+    let account = &fixture.account;
+    let _other = inbox(account, true).await;
     assert_eq!(
-        look_once(&account).await,
+        look_once(account).await,
         3,
         "the first read-write session claims"
     );
-    let again = reopen_under_lock(&account).await;
+    let again = reopen_under_lock(account).await;
     assert_eq!(again.status().messages, 3);
     assert_eq!(again.status().recent, 0, "\\Recent was claimed before");
 }
@@ -301,42 +324,36 @@ async fn reopen_under_lock(account: &MaildirAccount) -> MaildirMailbox {
 /// closes, so a re-SELECT soon after needs no scan.
 #[tokio::test]
 async fn reselect_within_linger_reuses_the_scan() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(impatient_store, 3).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&impatient_store(dir.path()), 3).await;
-    assert_eq!(look_once(&account).await, 3);
-    let again = reopen_under_lock(&account).await;
+    };
+    let account = &fixture.account;
+    assert_eq!(look_once(account).await, 3);
+    let again = reopen_under_lock(account).await;
     assert_eq!(again.status().messages, 3);
 }
 
 #[tokio::test]
 async fn reselect_after_last_close_sees_mail_delivered_meanwhile() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(impatient_store, 3).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&impatient_store(dir.path()), 3).await;
-    assert_eq!(look_once(&account).await, 3);
+    };
+    let account = &fixture.account;
+    assert_eq!(look_once(account).await, 3);
     // While the folder is closed (watch and scan lingering), a delivery
     // lands: the lingering scan must not hide it.
     deliver_external(account.root(), "1700000100.M1P42.mta");
-    let again = inbox(&account, false).await;
+    let again = inbox(account, false).await;
     assert_eq!(again.status().messages, 4);
     assert_eq!(again.status().recent, 1);
 }
 
 #[tokio::test]
 async fn renamed_folder_is_not_trusted_afterwards() {
-    if !inotify_or_skip() {
+    let Some(fixture) = fixture(store, 0).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&store(dir.path()), 0).await;
+    };
+    let account = &fixture.account;
     let work = FolderName::new("Work").unwrap();
     account.create_folder(&work).await.unwrap();
     account
@@ -426,9 +443,10 @@ async fn closed_folders_stay_watched_up_to_the_limit() {
         eprintln!("fs.inotify.max_user_watches is {allowed}: too few for 2,048 watches here");
         return;
     }
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = account_in(&store(dir.path()), 0).await;
+    let Some(fixture) = fixture(store, 0).await else {
+        return;
+    };
+    let account = &fixture.account;
     let base = inotify_watches();
     let first = FolderName::new("F0").unwrap();
     account.create_folder(&first).await.unwrap();
