@@ -128,9 +128,8 @@ fn value_of(raw: &[u8]) -> Option<&[u8]> {
 /// The raw value (after the colon, folding and CRLF included) of the first
 /// field called `name`.
 pub(crate) fn raw_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    fields(header)
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .and_then(|(_, raw)| value_of(raw))
+    let [value] = raw_values(header, [name]);
+    value
 }
 
 /// The raw values of the first fields called `names[i]`, found in one

@@ -257,24 +257,10 @@ async fn fetch_messages<M: Mailbox>(
             envelope: wants_envelope && envelope.is_none(),
             structure: wants_structure && structure.is_none(),
         };
-        let message = if must_read {
+        // Values derived where the message was read, if they were.
+        let (message, mut envelope_ahead, mut structure_ahead) = if must_read {
             match next_read(view, pending, uid, derive_now, wants).await {
-                Ok(read) => {
-                    // Values derived where the message was read.
-                    if let Some((fresh, value)) = read.envelope
-                        && envelope.is_none()
-                    {
-                        keep(&mut pending.derived, CachedField::Envelope, uid, value);
-                        envelope = Some(fresh);
-                    }
-                    if let Some((fresh, value)) = read.structure
-                        && structure.is_none()
-                    {
-                        keep(&mut pending.derived, CachedField::BodyStructure, uid, value);
-                        structure = Some(fresh);
-                    }
-                    Some(read.bytes)
-                }
+                Ok(read) => (Some(read.bytes), read.envelope, read.structure),
                 Err(err)
                     if matches!(
                         err.kind,
@@ -291,7 +277,7 @@ async fn fetch_messages<M: Mailbox>(
                 }
             }
         } else {
-            None
+            (None, None, None)
         };
         let bytes = message.as_deref().unwrap_or_default();
         // The top-level header section: from the message when it was read
@@ -311,23 +297,17 @@ async fn fetch_messages<M: Mailbox>(
         let tree = OnceLock::new();
         let tree = || tree.get_or_init(|| mime::parse(bytes));
         if wants_envelope && envelope.is_none() {
-            let fresh = mime::envelope(head);
-            keep(
-                &mut pending.derived,
-                CachedField::Envelope,
-                uid,
-                fetch_cache::encode_envelope(&fresh),
-            );
+            let (fresh, value) = envelope_ahead
+                .take()
+                .unwrap_or_else(|| derived_envelope(head));
+            keep(&mut pending.derived, CachedField::Envelope, uid, value);
             envelope = Some(fresh);
         }
         if wants_structure && structure.is_none() {
-            let fresh = mime::body_structure(bytes, tree());
-            keep(
-                &mut pending.derived,
-                CachedField::BodyStructure,
-                uid,
-                fetch_cache::encode_structure(&fresh),
-            );
+            let (fresh, value) = structure_ahead
+                .take()
+                .unwrap_or_else(|| derived_structure(bytes, tree()));
+            keep(&mut pending.derived, CachedField::BodyStructure, uid, value);
             structure = Some(fresh);
         }
         let seen_now = pending.newly_seen.binary_search(&uid).is_ok();
@@ -478,16 +458,12 @@ impl Derive {
 
     /// The message with the values asked for, each with its cache value.
     fn apply(self, bytes: Vec<u8>) -> Read {
-        let envelope = self.envelope.then(|| {
-            let envelope = mime::envelope(&bytes[..mime::header_end(&bytes)]);
-            let value = fetch_cache::encode_envelope(&envelope);
-            (envelope, value)
-        });
-        let structure = self.structure.then(|| {
-            let structure = mime::body_structure(&bytes, &mime::parse(&bytes));
-            let value = fetch_cache::encode_structure(&structure);
-            (structure, value)
-        });
+        let envelope = self
+            .envelope
+            .then(|| derived_envelope(&bytes[..mime::header_end(&bytes)]));
+        let structure = self
+            .structure
+            .then(|| derived_structure(&bytes, &mime::parse(&bytes)));
         Read {
             bytes,
             envelope,
@@ -496,11 +472,32 @@ impl Derive {
     }
 }
 
+/// The ENVELOPE of a top-level header section, and its cache value.
+fn derived_envelope(head: &[u8]) -> (Envelope, Vec<u8>) {
+    let envelope = mime::envelope(head);
+    let value = fetch_cache::encode_envelope(&envelope);
+    (envelope, value)
+}
+
+/// The BODYSTRUCTURE of a message split into `tree`, and its cache value.
+fn derived_structure(message: &[u8], tree: &mime::Entity) -> (BodyStructure, Vec<u8>) {
+    let structure = mime::body_structure(message, tree);
+    let value = fetch_cache::encode_structure(&structure);
+    (structure, value)
+}
+
 /// A message read for a FETCH, with what was derived from it there.
 pub(crate) struct Read {
     bytes: Vec<u8>,
     envelope: Option<(Envelope, Vec<u8>)>,
     structure: Option<(BodyStructure, Vec<u8>)>,
+}
+
+impl Read {
+    /// Read, nothing derived (done at the message's turn).
+    fn plain(bytes: Vec<u8>) -> Read {
+        Derive::default().apply(bytes)
+    }
 }
 
 /// A batch being read ahead: its UIDs, in order, and the reads.
@@ -543,11 +540,12 @@ async fn next_read<M: Mailbox>(
             let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
             let reads = match start_reads(&view.mailbox, batch) {
                 Some(InFlight { reads, .. }) => reads.await,
+                // Derived at each message's turn, as before read-ahead.
                 None => {
                     let reads = view.mailbox.read_messages(&uids).await;
                     reads
                         .into_iter()
-                        .map(|read| read.map(|bytes| derive_now.apply(bytes)))
+                        .map(|read| read.map(Read::plain))
                         .collect()
                 }
             };
@@ -562,11 +560,7 @@ async fn next_read<M: Mailbox>(
     }
     match pending.read_ahead.remove(&uid) {
         Some(read) => read,
-        None => view
-            .mailbox
-            .read_message(uid)
-            .await
-            .map(|bytes| derive_now.apply(bytes)),
+        None => view.mailbox.read_message(uid).await.map(Read::plain),
     }
 }
 
@@ -626,7 +620,7 @@ impl DerivedBudget {
     fn apply(&self, derive: Derive, bytes: Vec<u8>) -> Read {
         use std::sync::atomic::Ordering::Relaxed;
         if self.used.load(Relaxed) >= DERIVED_AHEAD_BYTES {
-            return Derive::default().apply(bytes);
+            return Read::plain(bytes);
         }
         let read = derive.apply(bytes);
         let size = read.envelope.as_ref().map_or(0, |(_, v)| v.len())
