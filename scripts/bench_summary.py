@@ -48,12 +48,9 @@ def round_metrics(runs):
                      if sc.startswith("mixed/") and sc.split("/", 1)[1].isdigit()})
     out = []
     for row in ROUND_METRICS:
-        if row[0] != "mixed":
-            out.append(row)
-            continue
         out.append(row)
-        for n in counts:
-            out.append((f"mixed/{n}", f"{row[1]}, {n} clients") + row[2:])
+        if row[0] == "mixed":
+            out.extend((f"mixed/{n}", f"{row[1]}, {n} clients") + row[2:] for n in counts)
     return out
 
 
