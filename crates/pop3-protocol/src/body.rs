@@ -93,6 +93,12 @@ impl BodyEncoder {
 
     /// Encodes the next chunk of the stored message into `out`.
     pub fn encode(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        // RETR: room for the chunk and a CR per ~32 octets (text lines are
+        // longer), so lines are appended without growing the buffer line by
+        // line. TOP may send far less than the chunk: it grows as it goes.
+        if self.part == Part::Whole {
+            out.reserve(chunk.len() + chunk.len() / 32);
+        }
         self.run(chunk, out);
     }
 
@@ -156,10 +162,8 @@ impl BodyEncoder {
             match octet {
                 0 => input = &input[1..],
                 b'\n' => {
-                    if !self.prev_cr {
-                        self.emit(out, b"\r");
-                    }
-                    self.emit(out, b"\n");
+                    let ending: &[u8] = if self.prev_cr { b"\n" } else { b"\r\n" };
+                    self.emit(out, ending);
                     self.end_of_line();
                     input = &input[1..];
                 }
@@ -178,10 +182,7 @@ impl BodyEncoder {
                         out.put(b".");
                         self.stuffed_octets += 1;
                     }
-                    let end = input
-                        .iter()
-                        .position(|&b| matches!(b, 0 | b'\n' | b'\r'))
-                        .unwrap_or(input.len());
+                    let end = memchr::memchr3(0, b'\n', b'\r', input).unwrap_or(input.len());
                     self.emit(out, &input[..end]);
                     self.line_start = false;
                     self.prev_cr = false;
