@@ -19,6 +19,12 @@
 //!   ([`CachedField::Pop3Size`], on disk for Maildir), so a message is read
 //!   to size it once in its life, not at every login (Dovecot keeps the same
 //!   figure as its "virtual size"). No message is ever held whole in memory.
+//!   A first LIST or STAT sizes the small messages in bulk where the store
+//!   reads them ([`Mailbox::read_ahead`]): only the sizes come back.
+//! - Small messages are read several at a time; while a client reads the
+//!   maildrop in order, the next ones are read beside the session, so its
+//!   next RETR finds them read. What is read but not yet sent stays within
+//!   [`READ_AHEAD_BYTES`] per session.
 //! - UIDLs come from the stored `pop3_uidl` of a migrated message when it is
 //!   valid, else from the configured [`UidlFormat`].
 //! - UPDATE (QUIT only) expunges every marked message in one
@@ -27,7 +33,7 @@
 use mail_store::{
     CachedField, Flag, FlagOp, Flags, Mailbox, MaildropLock, StoreError, StoreErrorKind, Uid,
 };
-use pop3_protocol::BodyEncoder;
+use pop3_protocol::{BodyEncoder, message_size};
 use tracing::warn;
 
 use crate::uidl::{UidlFormat, is_valid_uidl};
@@ -99,15 +105,32 @@ pub(crate) struct Maildrop<M: Mailbox> {
     /// The exclusive POP3 lock, held as long as the maildrop (RFC 1939 §8).
     _lock: MaildropLock,
     /// Whole small messages read together with an earlier one, until their
-    /// turn: `(index, bytes)`, at most [`READ_AHEAD_BYTES`] in all.
+    /// turn: `(index, bytes)`. With `in_flight`, at most [`READ_AHEAD_BYTES`]
+    /// in all.
     ahead: std::collections::VecDeque<(usize, Vec<u8>)>,
+    /// The next small messages, being read beside the session while it sends
+    /// the ones in `ahead` (stores that can, see [`Mailbox::read_ahead`]).
+    in_flight: Option<Box<InFlight>>,
+}
+
+/// A batch of following small messages being read beside the session.
+struct InFlight {
+    indices: Vec<usize>,
+    reads: mail_store::ReadAhead<Vec<u8>>,
 }
 
 /// Messages read in one storage call when a client reads (or a LIST sizes)
 /// the maildrop in order: the Maildir store reads on its blocking pool, and
 /// a thread hand-off per message cost more than the read.
 const READ_AHEAD: usize = 16;
-/// Bytes kept read ahead at most, per session (held between commands).
+/// Messages sized per storage call when a first LIST or STAT sizes the
+/// maildrop in bulk (only sizes come back, so the batch holds no message).
+const SIZE_BATCH: usize = 64;
+/// Such batches read at a time: the Maildir store reads each on its own
+/// blocking thread, so two keep both cores of a small machine busy.
+const SIZES_IN_FLIGHT: usize = 2;
+/// Bytes kept read ahead at most, per session (held between commands):
+/// messages waiting in `ahead` and the batch in flight together.
 const READ_AHEAD_BYTES: u64 = 128 * 1024;
 
 impl<M: Mailbox> Maildrop<M> {
@@ -144,6 +167,7 @@ impl<M: Mailbox> Maildrop<M> {
             sizes_to_cache: Vec::new(),
             _lock: lock,
             ahead: std::collections::VecDeque::new(),
+            in_flight: None,
         }
     }
 
@@ -280,16 +304,17 @@ impl<M: Mailbox> Maildrop<M> {
         offset: u64,
     ) -> Result<Vec<u8>, StoreError> {
         if offset == 0 {
-            if let Some(pos) = self.ahead.iter().position(|(i, _)| *i == index) {
-                // Earlier entries were skipped (DELE'd, or asked out of order).
-                self.ahead.drain(..pos);
-                if let Some((_, bytes)) = self.ahead.pop_front() {
-                    return Ok(bytes);
-                }
+            if let Some(bytes) = self.take_ahead(index).await {
+                self.read_on(index);
+                return Ok(bytes);
             }
+            // Asked out of order: what was read ahead is not wanted.
             self.ahead.clear();
+            self.in_flight = None;
             if self.messages[index].stored_size < STREAM_CHUNK as u64 {
-                return self.read_with_following(index).await;
+                let first = self.read_with_following(index).await;
+                self.read_on(index);
+                return first;
             }
         }
         let uid = self.messages[index].uid;
@@ -298,22 +323,66 @@ impl<M: Mailbox> Maildrop<M> {
             .await
     }
 
-    /// A small message read whole together with the next small ones not
-    /// marked deleted (kept in `ahead` for their turn).
-    async fn read_with_following(&mut self, index: usize) -> Result<Vec<u8>, StoreError> {
-        let mut indices = vec![index];
-        let mut bytes = 0u64;
+    /// The message at `index` if it was read ahead (waiting for the batch in
+    /// flight if it is in it). Entries before it are dropped: they were
+    /// skipped (DELE'd, or asked out of order).
+    async fn take_ahead(&mut self, index: usize) -> Option<Vec<u8>> {
+        if !self.ahead.iter().any(|(i, _)| *i == index)
+            && let Some(batch) = self
+                .in_flight
+                .take_if(|batch| batch.indices.contains(&index))
+        {
+            let InFlight { indices, reads } = *batch;
+            let reads = reads.await;
+            self.keep_ahead(indices.into_iter().zip(reads));
+        }
+        let pos = self.ahead.iter().position(|(i, _)| *i == index)?;
+        self.ahead.drain(..pos);
+        self.ahead.pop_front().map(|(_, bytes)| bytes)
+    }
+
+    /// Keeps messages read ahead for their turn. A message whose read failed
+    /// is read again at its turn (and reports its error then); one that grew
+    /// past a chunk too.
+    fn keep_ahead(&mut self, reads: impl Iterator<Item = (usize, Result<Vec<u8>, StoreError>)>) {
+        for (i, read) in reads {
+            if let Ok(bytes) = read
+                && bytes.len() < STREAM_CHUNK
+            {
+                self.ahead.push_back((i, bytes));
+            }
+        }
+    }
+
+    /// The small messages after `index`, not marked deleted, that may be
+    /// read together with `count` others already chosen and `bytes` octets
+    /// already held: at most [`READ_AHEAD`] in a batch and
+    /// [`READ_AHEAD_BYTES`] in all, up to the first message too big for one
+    /// chunk (it streams at its turn).
+    fn following(&self, index: usize, mut count: usize, mut bytes: u64) -> Vec<usize> {
+        let mut indices = Vec::new();
         for (i, m) in self.messages.iter().enumerate().skip(index + 1) {
-            if indices.len() >= READ_AHEAD
-                || m.deleted
+            if count >= READ_AHEAD
                 || m.stored_size >= STREAM_CHUNK as u64
                 || bytes + m.stored_size > READ_AHEAD_BYTES
             {
                 break;
             }
+            if m.deleted {
+                continue;
+            }
+            count += 1;
             bytes += m.stored_size;
             indices.push(i);
         }
+        indices
+    }
+
+    /// A small message read whole together with the next small ones not
+    /// marked deleted (kept in `ahead` for their turn).
+    async fn read_with_following(&mut self, index: usize) -> Result<Vec<u8>, StoreError> {
+        let mut indices = vec![index];
+        indices.extend(self.following(index, 1, 0));
         let uids: Vec<Uid> = indices.iter().map(|&i| self.messages[i].uid).collect();
         let mut reads = self.mailbox.read_messages(&uids).await.into_iter();
         let first = reads.next().unwrap_or_else(|| {
@@ -322,23 +391,39 @@ impl<M: Mailbox> Maildrop<M> {
                 "the store returned no message",
             ))
         });
-        for (i, read) in indices.into_iter().skip(1).zip(reads) {
-            // A message whose read failed is read again at its turn (and
-            // reports its error then); one that grew past a chunk too.
-            if let Ok(bytes) = read
-                && bytes.len() < STREAM_CHUNK
-            {
-                self.ahead.push_back((i, bytes));
-            }
-        }
+        self.keep_ahead(indices.into_iter().skip(1).zip(reads));
         let mut first = first?;
         first.truncate(STREAM_CHUNK);
         Ok(first)
     }
 
+    /// Once what is held ahead has fallen to half of [`READ_AHEAD_BYTES`],
+    /// starts reading the small messages after it beside the session (if the
+    /// store can), so that a client reading in order finds its next message
+    /// read. `index` is the message just taken.
+    fn read_on(&mut self, index: usize) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let held: u64 = self.ahead.iter().map(|(_, b)| b.len() as u64).sum();
+        if held > READ_AHEAD_BYTES / 2 {
+            return;
+        }
+        let last = self.ahead.back().map_or(index, |(i, _)| *i);
+        let indices = self.following(last, 0, held);
+        if indices.is_empty() {
+            return;
+        }
+        let uids: Vec<Uid> = indices.iter().map(|&i| self.messages[i].uid).collect();
+        if let Some(reads) = self.mailbox.read_ahead(&uids, |_, bytes| bytes) {
+            self.in_flight = Some(Box::new(InFlight { indices, reads }));
+        }
+    }
+
     /// `(number, size)` of every message not marked deleted, and the total.
     pub(crate) async fn listings(&mut self) -> (Vec<(u32, u64)>, u64) {
         let live: Vec<usize> = self.live().collect();
+        self.size_in_bulk(&live).await;
         let mut listings = Vec::with_capacity(live.len());
         let mut total = 0u64;
         for index in live {
@@ -348,6 +433,48 @@ impl<M: Mailbox> Maildrop<M> {
         }
         self.save_sizes().await;
         (listings, total)
+    }
+
+    /// Sizes the small messages among `indices` whose size is not known yet
+    /// (a first LIST or STAT): the store reads them in batches beside the
+    /// session (two at a time, see [`Mailbox::read_ahead`]) and counts each
+    /// where it was read, so only the sizes come back, never the messages.
+    /// Stores that cannot, messages too big for one chunk and reads that
+    /// fail are left to [`Maildrop::size`], one at a time.
+    async fn size_in_bulk(&mut self, indices: &[usize]) {
+        self.look_up_cached_sizes().await;
+        let todo: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let m = &self.messages[i];
+                m.size.is_none() && m.stored_size < STREAM_CHUNK as u64
+            })
+            .collect();
+        let mut batches = todo.chunks(SIZE_BATCH);
+        let mut pending = std::collections::VecDeque::with_capacity(SIZES_IN_FLIGHT);
+        loop {
+            while pending.len() < SIZES_IN_FLIGHT
+                && let Some(batch) = batches.next()
+            {
+                let uids: Vec<Uid> = batch.iter().map(|&i| self.messages[i].uid).collect();
+                let Some(reads) = self
+                    .mailbox
+                    .read_ahead(&uids, |_, bytes| message_size(&bytes))
+                else {
+                    return;
+                };
+                pending.push_back((batch, reads));
+            }
+            let Some((batch, reads)) = pending.pop_front() else {
+                return;
+            };
+            for (&index, size) in batch.iter().zip(reads.await) {
+                if let Ok(size) = size {
+                    self.record_size(index, size);
+                }
+            }
+        }
     }
 
     /// The UIDL of one message.

@@ -42,8 +42,14 @@ struct Faults {
     reads: Arc<AtomicU64>,
     /// `lock_maildrop` calls so far.
     lock_calls: Arc<AtomicU64>,
-    /// `read_message` (whole message) calls so far.
+    /// `read_message` (whole message) calls so far, and messages asked of
+    /// `read_ahead`.
     whole_reads: Arc<AtomicU64>,
+    /// Whether the mailbox offers `read_ahead` (as the Maildir store does);
+    /// without it, the session falls back to `read_messages`.
+    reads_ahead: Arc<AtomicBool>,
+    /// `read_ahead` calls so far.
+    read_ahead_calls: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -63,6 +69,8 @@ impl Default for Faults {
             reads: Arc::default(),
             lock_calls: Arc::default(),
             whole_reads: Arc::default(),
+            reads_ahead: Arc::default(),
+            read_ahead_calls: Arc::default(),
         }
     }
 }
@@ -243,6 +251,28 @@ impl Mailbox for FaultyMailbox {
             }
             reading.await
         }
+    }
+
+    fn read_ahead<T, F>(&self, uids: &[Uid], prepare: F) -> Option<mail_store::ReadAhead<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Uid, Vec<u8>) -> T + Send + 'static,
+    {
+        if !self.faults.reads_ahead.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.faults.read_ahead_calls.fetch_add(1, Ordering::SeqCst);
+        self.faults
+            .whole_reads
+            .fetch_add(uids.len() as u64, Ordering::SeqCst);
+        if self.faults.read_fails_after.load(Ordering::SeqCst) == 0 {
+            let failed = uids
+                .iter()
+                .map(|_| Err(StoreError::new(StoreErrorKind::Internal, "disk gone")))
+                .collect();
+            return Some(Box::pin(std::future::ready(failed)));
+        }
+        self.inner.read_ahead(uids, prepare)
     }
 
     fn store_flags(
@@ -1395,21 +1425,32 @@ async fn read_failure_half_way_closes_and_deletes_nothing() {
 
 #[tokio::test]
 async fn read_failure_before_the_body_is_sys_temp() {
-    let store = MemoryStore::new();
-    seed(&store, &[MSG1]);
-    let mut c = Client::new(&store);
-    c.login().await;
-    c.faults.read_fails_after.store(0, Ordering::SeqCst);
-    assert_eq!(
-        c.cmd("RETR 1").await,
-        "-ERR [SYS/TEMP] Cannot read the message\r\n"
-    );
-    assert_eq!(
-        c.cmd("TOP 1 0").await,
-        "-ERR [SYS/TEMP] Cannot read the message\r\n"
-    );
-    c.faults.read_fails_after.store(u64::MAX, Ordering::SeqCst);
-    assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+    for reads_ahead in [false, true] {
+        let store = MemoryStore::new();
+        seed(&store, &[MSG1, MSG2, MSG3]);
+        let mut c = Client::new(&store);
+        c.faults.reads_ahead.store(reads_ahead, Ordering::SeqCst);
+        c.login().await;
+        c.faults.read_fails_after.store(0, Ordering::SeqCst);
+        assert_eq!(
+            c.cmd("RETR 1").await,
+            "-ERR [SYS/TEMP] Cannot read the message\r\n"
+        );
+        assert_eq!(
+            c.cmd("TOP 1 0").await,
+            "-ERR [SYS/TEMP] Cannot read the message\r\n"
+        );
+        // LIST cannot size what it cannot read: it shows the stored sizes.
+        assert_eq!(c.cmd("LIST 3").await, format!("+OK 3 {}\r\n", MSG3.len()));
+        c.faults.read_fails_after.store(u64::MAX, Ordering::SeqCst);
+        assert!(c.cmd("RETR 1").await.starts_with("+OK"));
+        // The reads that failed were not kept: each message reads now.
+        for n in 2..=3 {
+            let retr = c.cmd(&format!("RETR {n}")).await;
+            assert!(retr.starts_with("+OK"), "{retr}");
+        }
+        c.cmd("QUIT").await;
+    }
 }
 
 #[tokio::test]
@@ -1554,8 +1595,6 @@ async fn retr_in_any_order_after_read_ahead_sends_each_message_exactly() {
         .collect();
     let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
     seed(&store, &refs);
-    let mut c = Client::new(&store);
-    c.login().await;
     let expect = |n: usize| {
         let body = &bodies[n - 1];
         format!(
@@ -1564,16 +1603,28 @@ async fn retr_in_any_order_after_read_ahead_sends_each_message_exactly() {
             String::from_utf8(body.clone()).unwrap()
         )
     };
-    assert!(c.cmd("DELE 4").await.starts_with("+OK"));
-    let order: Vec<usize> = (1..=3)
-        .chain(5..=20)
-        .chain([30, 21, 22, 2, 23])
-        .chain(24..=40)
-        .collect();
-    for n in order {
-        assert_eq!(c.cmd(&format!("RETR {n}")).await, expect(n), "message {n}");
+    // With reads beside the session (the Maildir store) and without.
+    for reads_ahead in [false, true] {
+        let mut c = Client::new(&store);
+        c.faults.reads_ahead.store(reads_ahead, Ordering::SeqCst);
+        c.login().await;
+        assert!(c.cmd("DELE 4").await.starts_with("+OK"));
+        let order: Vec<usize> = (1..=3)
+            .chain(5..=20)
+            .chain([30, 21, 22, 2, 23])
+            .chain(24..=40)
+            .collect();
+        for n in order {
+            assert_eq!(c.cmd(&format!("RETR {n}")).await, expect(n), "message {n}");
+        }
+        assert_eq!(c.cmd("RETR 4").await, "-ERR Message already deleted\r\n");
+        assert_eq!(
+            c.faults.read_ahead_calls.load(Ordering::SeqCst) > 0,
+            reads_ahead
+        );
+        c.cmd("RSET").await;
+        c.cmd("QUIT").await;
     }
-    assert_eq!(c.cmd("RETR 4").await, "-ERR Message already deleted\r\n");
 }
 
 #[tokio::test]
@@ -1608,4 +1659,100 @@ async fn read_ahead_is_bounded_by_count_and_octets() {
     c.login().await;
     assert!(c.cmd("RETR 1").await.starts_with("+OK"));
     assert_eq!(c.faults.all_reads(), 1 + 128 * 1024 / 10_000);
+}
+
+/// 40 messages of 10,000 octets.
+fn ten_thousand_octet_messages(store: &MemoryStore) -> Vec<Vec<u8>> {
+    let bodies: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut m = format!("Subject: {i}\r\n\r\n").into_bytes();
+            m.resize(10_000 - 2, b'a' + (i % 26) as u8);
+            m.extend_from_slice(b"\r\n");
+            m
+        })
+        .collect();
+    seed(store, &bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    bodies
+}
+
+#[tokio::test]
+async fn in_order_retr_reads_each_message_once_beside_the_session_within_the_bound() {
+    let store = MemoryStore::new();
+    let bodies = ten_thousand_octet_messages(&store);
+    let mut c = Client::new(&store);
+    c.faults.reads_ahead.store(true, Ordering::SeqCst);
+    c.login().await;
+    assert!(c.cmd("DELE 20").await.starts_with("+OK"));
+    let mut sent = 0u64;
+    for n in (1..=40).filter(|&n| n != 20) {
+        let retr = c.cmd(&format!("RETR {n}")).await;
+        let body = String::from_utf8(bodies[n - 1].clone()).unwrap();
+        assert_eq!(
+            retr,
+            format!("+OK 10000 octets\r\n{body}.\r\n"),
+            "message {n}"
+        );
+        sent += 1;
+        // Read but not sent yet (waiting, or in flight): within 128 KiB.
+        let held = c.faults.all_reads() - sent;
+        assert!(
+            held <= 128 * 1024 / 10_000,
+            "{held} messages held after RETR {n}"
+        );
+    }
+    // Every message was read once (the deleted one never), and the reads
+    // after the first batch went on beside the session.
+    assert_eq!(c.faults.all_reads(), 39);
+    assert!(c.faults.read_ahead_calls.load(Ordering::SeqCst) >= 3);
+    assert_eq!(c.faults.reads.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_first_list_sizes_in_bulk_and_a_second_session_reads_nothing() {
+    // 150 small messages (three batches) and one over a chunk, of every
+    // shape the encoder changes: LF, CRLF, NUL, dots, no final newline.
+    let store = MemoryStore::new();
+    let mut bodies: Vec<Vec<u8>> = (0..150)
+        .map(|i| match i % 4 {
+            0 => format!("Subject: {i}\n\n.dot\nline\n").into_bytes(),
+            1 => format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+            2 => format!("Subject: {i}\n\nnul\0here\n").into_bytes(),
+            _ => format!("Subject: {i}\n\nno newline at end {i}").into_bytes(),
+        })
+        .collect();
+    bodies.insert(70, big_message());
+    seed(
+        &store,
+        &bodies.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
+    let sizes: Vec<u64> = bodies
+        .iter()
+        .map(|m| pop3_protocol::message_size(m))
+        .collect();
+    let mut listing = format!(
+        "+OK {} messages ({} octets)\r\n",
+        sizes.len(),
+        sizes.iter().sum::<u64>()
+    );
+    for (i, size) in sizes.iter().enumerate() {
+        listing.push_str(&format!("{} {size}\r\n", i + 1));
+    }
+    listing.push_str(".\r\n");
+
+    let mut first = Client::new(&store);
+    first.faults.reads_ahead.store(true, Ordering::SeqCst);
+    first.login().await;
+    assert_eq!(first.cmd("LIST").await, listing);
+    // Small ones sized where they were read, 64 per call; the big one
+    // streamed (4 chunks).
+    assert_eq!(first.faults.read_ahead_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(first.faults.whole_reads.load(Ordering::SeqCst), 150);
+    assert_eq!(first.faults.reads.load(Ordering::SeqCst), 4);
+    first.cmd("QUIT").await;
+
+    let mut second = Client::new(&store);
+    second.faults.reads_ahead.store(true, Ordering::SeqCst);
+    second.login().await;
+    assert_eq!(second.cmd("LIST").await, listing);
+    assert_eq!(second.faults.all_reads(), 0);
 }
