@@ -148,7 +148,7 @@ impl<S: MailStore, A: Authenticator> ImapSession<S, A> {
             derived: uses_cache.then(DerivedCache::default),
             only_derived,
             read_ahead: HashMap::new(),
-            in_flight: None,
+            in_flight: VecDeque::new(),
         };
         match self.fetch_some(&mut pending, out).await {
             Ok(true) => Some(pending.done()),
@@ -217,6 +217,21 @@ async fn fetch_messages<M: Mailbox>(
     let wants = Derive {
         envelope: wants_envelope,
         structure: wants_structure,
+        // Nothing but the derived values needs the message (a first sync's
+        // metadata FETCH): it is dropped where it was read.
+        drop_bytes: attrs.iter().all(|a| {
+            matches!(
+                a,
+                FetchAttr::Envelope
+                    | FetchAttr::Body
+                    | FetchAttr::BodyStructure
+                    | FetchAttr::Flags
+                    | FetchAttr::InternalDate
+                    | FetchAttr::Rfc822Size
+                    | FetchAttr::Uid
+                    | FetchAttr::ModSeq
+            )
+        }),
     };
     let mut vanished = false;
     let budget = out.len() + FETCH_OUTPUT_BUDGET;
@@ -256,6 +271,7 @@ async fn fetch_messages<M: Mailbox>(
         let derive_now = Derive {
             envelope: wants_envelope && envelope.is_none(),
             structure: wants_structure && structure.is_none(),
+            drop_bytes: wants.drop_bytes,
         };
         // Values derived where the message was read, if they were.
         let (message, mut envelope_ahead, mut structure_ahead) = if must_read {
@@ -436,10 +452,16 @@ async fn fetch_messages<M: Mailbox>(
 /// ([`next_read`], `Mailbox::read_ahead`): the Maildir store reads on its
 /// blocking pool, and one hand-off per message cost more than reading (body
 /// FETCH 130 -> 475 MiB/s measured with a batch read). While one batch is
-/// answered, the next one is read (and its ENVELOPE and BODYSTRUCTURE
-/// derived) beside it, so a FETCH holds at most two batches. Held only while
-/// the FETCH runs, never while the connection waits.
+/// answered, the next [`IN_FLIGHT`] are read (and their ENVELOPE and
+/// BODYSTRUCTURE derived) beside it, so a FETCH holds at most
+/// `1 + IN_FLIGHT` batches. Held only while the FETCH runs, never while the
+/// connection waits.
 const READ_AHEAD: usize = 64;
+/// Batches read ahead at a time. The Maildir store reads each on its own
+/// blocking thread, and reading and deriving ENVELOPE and BODYSTRUCTURE
+/// costs more than answering: with one batch at a time, a first sync kept
+/// one reading thread busy while the other core was 20-40% idle.
+const IN_FLIGHT: usize = 2;
 /// Bytes read ahead at most per batch (by RFC822.SIZE), beyond the message
 /// whose turn it is.
 const READ_AHEAD_BYTES: u64 = 512 * 1024;
@@ -449,6 +471,10 @@ const READ_AHEAD_BYTES: u64 = 512 * 1024;
 struct Derive {
     envelope: bool,
     structure: bool,
+    /// No item needs the message once those values are derived: its bytes
+    /// are freed on the reading thread instead of travelling to the session
+    /// (fewer cross-thread frees; a batch then holds only values).
+    drop_bytes: bool,
 }
 
 impl Derive {
@@ -456,14 +482,18 @@ impl Derive {
         self.envelope || self.structure
     }
 
-    /// The message with the values asked for, each with its cache value.
-    fn apply(self, bytes: Vec<u8>) -> Read {
+    /// The message with the values asked for, each with its cache value
+    /// (without the message if it is not needed beyond them).
+    fn apply(self, mut bytes: Vec<u8>) -> Read {
         let envelope = self
             .envelope
             .then(|| derived_envelope(&bytes[..mime::header_end(&bytes)]));
         let structure = self
             .structure
             .then(|| derived_structure(&bytes, &mime::parse(&bytes)));
+        if self.drop_bytes && self.any() {
+            bytes = Vec::new();
+        }
         Read {
             bytes,
             envelope,
@@ -527,15 +557,15 @@ async fn next_read<M: Mailbox>(
         return read;
     }
     forget_passed(pending, uid);
-    match pending.in_flight.take() {
-        Some(InFlight { uids, reads }) if uids.contains(&uid) => {
+    let holder = pending.in_flight.iter().position(|f| f.uids.contains(&uid));
+    match holder.and_then(|at| pending.in_flight.remove(at)) {
+        Some(InFlight { uids, reads }) => {
             pending.read_ahead.extend(uids.into_iter().zip(reads.await));
         }
-        other => {
-            // `uid` is not in the batch being read ahead (a header-only
-            // miss is never read ahead): read it now, with the next targets
-            // that batch does not hold.
-            pending.in_flight = other;
+        None => {
+            // `uid` is in no batch being read ahead (a header-only miss is
+            // never read ahead): read it now, with the next targets those
+            // batches do not hold.
             let batch = reads_ahead(view, pending, Some((uid, derive_now)), wants);
             let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
             let reads = match start_reads(&view.mailbox, batch) {
@@ -552,10 +582,14 @@ async fn next_read<M: Mailbox>(
             pending.read_ahead.extend(uids.into_iter().zip(reads));
         }
     }
-    if pending.in_flight.is_none() {
+    while pending.in_flight.len() < IN_FLIGHT {
         let next = reads_ahead(view, pending, None, wants);
-        if !next.is_empty() {
-            pending.in_flight = start_reads(&view.mailbox, next);
+        match (!next.is_empty())
+            .then(|| start_reads(&view.mailbox, next))
+            .flatten()
+        {
+            Some(batch) => pending.in_flight.push_back(batch),
+            None => break,
         }
     }
     match pending.read_ahead.remove(&uid) {
@@ -565,12 +599,12 @@ async fn next_read<M: Mailbox>(
 }
 
 /// Drops what was read for messages whose turn passed without them (gone
-/// from the mailbox, or served from the cache after all): results and a
-/// batch in flight are kept only for `uid` and the next targets a batch can
-/// have been planned for, so neither is held until the FETCH ends and a
+/// from the mailbox, or served from the cache after all): results and
+/// batches in flight are kept only for `uid` and the next targets a batch
+/// can have been planned for, so none is held until the FETCH ends and a
 /// batch nobody takes does not stop the reading ahead.
 fn forget_passed(pending: &mut PendingFetch, uid: Uid) {
-    if pending.read_ahead.is_empty() && pending.in_flight.is_none() {
+    if pending.read_ahead.is_empty() && pending.in_flight.is_empty() {
         return;
     }
     let upcoming: HashSet<Uid> = std::iter::once(uid)
@@ -578,18 +612,14 @@ fn forget_passed(pending: &mut PendingFetch, uid: Uid) {
             pending
                 .targets
                 .iter()
-                .take(CACHE_BATCH + 2 * READ_AHEAD)
+                .take(CACHE_BATCH + (1 + IN_FLIGHT) * READ_AHEAD)
                 .map(|(_, u)| *u),
         )
         .collect();
     pending.read_ahead.retain(|u, _| upcoming.contains(u));
-    if pending
+    pending
         .in_flight
-        .as_ref()
-        .is_some_and(|f| !f.uids.iter().any(|u| upcoming.contains(u)))
-    {
-        pending.in_flight = None;
-    }
+        .retain(|f| f.uids.iter().any(|u| upcoming.contains(u)));
 }
 
 /// Starts reading `batch`, each message with what to derive from it;
@@ -643,12 +673,7 @@ fn reads_ahead<M: Mailbox>(
     // `first` (its turn has come) is read whatever its size; a batch read
     // ahead keeps within the bounds from its first message on.
     let mut uids: Vec<(Uid, Derive)> = first.into_iter().collect();
-    let in_flight = |u: &Uid| {
-        pending
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.uids.contains(u))
-    };
+    let in_flight = |u: &Uid| pending.in_flight.iter().any(|f| f.uids.contains(u));
     let mut bytes = 0u64;
     let mut add = |u: Uid, derive: Derive| {
         if pending.read_ahead.contains_key(&u) || in_flight(&u) {
@@ -668,6 +693,7 @@ fn reads_ahead<M: Mailbox>(
     let lacks = |(_, e, s, h): &Ahead| Derive {
         envelope: wants.envelope && e.is_none() && h.is_none(),
         structure: wants.structure && s.is_none(),
+        drop_bytes: wants.drop_bytes,
     };
     match &pending.derived {
         Some(cache) if pending.only_derived => {
@@ -891,8 +917,9 @@ pub(crate) struct PendingFetch {
     /// Messages read together with an earlier one ([`reads_ahead`]), until
     /// their turn: at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
     read_ahead: HashMap<Uid, mail_store::StoreResult<Read>>,
-    /// The next batch, being read while this one is answered.
-    in_flight: Option<InFlight>,
+    /// The next batches (at most [`IN_FLIGHT`]), being read while this one
+    /// is answered, oldest first.
+    in_flight: VecDeque<InFlight>,
 }
 
 impl PendingFetch {
@@ -956,6 +983,7 @@ mod tests {
         let both = Derive {
             envelope: true,
             structure: true,
+            drop_bytes: false,
         };
         let budget = DerivedBudget::default();
         let mut derived = 0;
@@ -972,11 +1000,42 @@ mod tests {
         let one = Derive {
             envelope: true,
             structure: true,
+            drop_bytes: false,
         }
         .apply(message.clone());
         let per_message = one.structure.map_or(0, |(_, v)| v.len());
         assert!(per_message > 20_000, "{per_message}");
         assert!(derived >= DERIVED_AHEAD_BYTES, "{derived}");
         assert!(derived < DERIVED_AHEAD_BYTES + 2 * per_message, "{derived}");
+    }
+
+    /// Values only: the message is dropped once they are derived, unless
+    /// nothing was derived (past the bound, it is derived at its turn).
+    #[test]
+    fn values_only_reads_drop_the_message_once_derived() {
+        let message = b"Subject: hi\r\nFrom: a@example.org\r\n\r\nbody\r\n".to_vec();
+        let values_only = Derive {
+            envelope: true,
+            structure: true,
+            drop_bytes: true,
+        };
+        let read = values_only.apply(message.clone());
+        assert!(read.bytes.is_empty());
+        assert!(read.envelope.is_some() && read.structure.is_some());
+        let kept = Derive {
+            drop_bytes: false,
+            ..values_only
+        }
+        .apply(message.clone());
+        assert_eq!(kept.bytes, message);
+        assert_eq!(kept.envelope, read.envelope);
+        assert_eq!(kept.structure, read.structure);
+        // Nothing to derive: the message is kept for its turn.
+        let nothing = Derive {
+            drop_bytes: true,
+            ..Derive::default()
+        }
+        .apply(message.clone());
+        assert_eq!(nothing.bytes, message);
     }
 }
