@@ -155,12 +155,19 @@ fn raw_values<'a, const N: usize>(header: &'a [u8], names: [&str; N]) -> [Option
 
 /// A field value unfolded (CR and LF removed) and trimmed, as sent.
 pub(crate) fn unfolded(raw: &[u8]) -> Vec<u8> {
+    unfolded_cow(raw).into_owned()
+}
+
+/// [`unfolded`], borrowing the value when it is on one line (most are).
+fn unfolded_cow(raw: &[u8]) -> Cow<'_, [u8]> {
     // CR and LF are white space: trimming first gives the same ends.
-    trim(raw)
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect()
+    let value = trim(raw);
+    if memchr::memchr2(b'\r', b'\n', value).is_none() {
+        return Cow::Borrowed(value);
+    }
+    let mut out = Vec::with_capacity(value.len());
+    out.extend(value.iter().copied().filter(|&b| b != b'\r' && b != b'\n'));
+    Cow::Owned(out)
 }
 
 /// An unfolded value, `None` when empty.
@@ -544,7 +551,7 @@ pub(crate) fn envelope(header: &[u8]) -> Envelope {
         ],
     );
     let addresses = |raw: Option<&[u8]>| {
-        raw.map(|v| parse_addresses(&unfolded(v)))
+        raw.map(|v| parse_addresses(&unfolded_cow(v)))
             .unwrap_or_default()
     };
     let from = addresses(from);
