@@ -462,6 +462,12 @@ const READ_AHEAD: usize = 64;
 /// costs more than answering: with one batch at a time, a first sync kept
 /// one reading thread busy while the other core was 20-40% idle.
 const IN_FLIGHT: usize = 2;
+/// Batches read ahead at a time when the FETCH needs only values derived
+/// from the messages (a first sync's metadata FETCH): the reading threads
+/// free each message once derived, so a batch holds only values, and more of
+/// them keep both reading threads busy while the session waits on the
+/// derived-field cache.
+const IN_FLIGHT_VALUES: usize = 4;
 /// Bytes read ahead at most per batch (by RFC822.SIZE), beyond the message
 /// whose turn it is.
 const READ_AHEAD_BYTES: u64 = 512 * 1024;
@@ -582,7 +588,12 @@ async fn next_read<M: Mailbox>(
             pending.read_ahead.extend(uids.into_iter().zip(reads));
         }
     }
-    while pending.in_flight.len() < IN_FLIGHT {
+    let most = if wants.drop_bytes {
+        IN_FLIGHT_VALUES
+    } else {
+        IN_FLIGHT
+    };
+    while pending.in_flight.len() < most {
         let next = reads_ahead(view, pending, None, wants);
         match (!next.is_empty())
             .then(|| start_reads(&view.mailbox, next))
@@ -612,7 +623,7 @@ fn forget_passed(pending: &mut PendingFetch, uid: Uid) {
             pending
                 .targets
                 .iter()
-                .take(CACHE_BATCH + (1 + IN_FLIGHT) * READ_AHEAD)
+                .take(CACHE_BATCH + LOOK_UP_AGAIN)
                 .map(|(_, u)| *u),
         )
         .collect();
@@ -724,6 +735,13 @@ fn reads_ahead<M: Mailbox>(
 /// Messages looked up in, and values handed to, the store's derived-field
 /// cache per call.
 pub(crate) const CACHE_BATCH: usize = 256;
+/// Looked-up targets left when the next ones are looked up: enough for the
+/// most batches read ahead at a time.
+const LOOK_UP_AGAIN: usize = (1 + IN_FLIGHT_VALUES) * READ_AHEAD;
+/// Looked-up values held at most when the next targets are looked up
+/// before the current batch is used up (a first sync holds none: every
+/// value is missing), so looking up early adds at most one batch.
+const LOOKED_UP_BYTES: usize = 1024 * 1024;
 
 /// One message's looked-up values: (UID, ENVELOPE value, BODYSTRUCTURE
 /// value, header value).
@@ -753,35 +771,36 @@ impl DerivedCache {
     /// The cached ENVELOPE, BODYSTRUCTURE and top-level header of `uid`
     /// (the next target), each `None` when not wanted, not kept or not
     /// decodable. Looks up `uid` and the targets after it, a batch per
-    /// field, when the batch looked up before is used up.
+    /// field, when the batch looked up before is used up; and the batch
+    /// after it once [`LOOK_UP_AGAIN`] or fewer are left (holding at most
+    /// [`LOOKED_UP_BYTES`] of values), so that the reads planned from the
+    /// look-ups ([`reads_ahead`]) do not run dry at the end of a batch.
     async fn take<M: Mailbox>(
         &mut self,
         mailbox: &M,
         uid: Uid,
         next: &VecDeque<(u32, Uid)>,
-        (envelope, structure, header): (bool, bool, bool),
+        wanted: (bool, bool, bool),
         session: u64,
     ) -> (Option<Envelope>, Option<BodyStructure>, Option<Vec<u8>>) {
         if self.ahead.front().is_none_or(|(front, ..)| *front != uid) {
+            self.ahead.clear();
             let batch: Vec<Uid> = std::iter::once(uid)
                 .chain(next.iter().map(|(_, u)| *u))
                 .take(CACHE_BATCH)
                 .collect();
-            let envelopes = lookup(mailbox, &batch, CachedField::Envelope, envelope, session).await;
-            let structures = lookup(
-                mailbox,
-                &batch,
-                CachedField::BodyStructure,
-                structure,
-                session,
-            )
-            .await;
-            let headers = lookup(mailbox, &batch, CachedField::Header, header, session).await;
-            self.ahead = batch
-                .into_iter()
-                .zip(envelopes.into_iter().zip(structures).zip(headers))
-                .map(|(uid, ((e, s), h))| (uid, e, s, h))
+            self.look_up(mailbox, batch, wanted, session).await;
+        } else if self.ahead.len() <= LOOK_UP_AGAIN && self.ahead_bytes() <= LOOKED_UP_BYTES {
+            // `ahead` holds `uid` and the first `len - 1` of `next`.
+            let batch: Vec<Uid> = next
+                .iter()
+                .skip(self.ahead.len() - 1)
+                .map(|(_, u)| *u)
+                .take(CACHE_BATCH)
                 .collect();
+            if !batch.is_empty() {
+                self.look_up(mailbox, batch, wanted, session).await;
+            }
         }
         match self.ahead.pop_front() {
             Some((front, e, s, h)) if front == uid => (
@@ -791,6 +810,47 @@ impl DerivedCache {
             ),
             _ => (None, None, None),
         }
+    }
+
+    /// Bytes of the looked-up values held in `ahead`.
+    fn ahead_bytes(&self) -> usize {
+        self.ahead
+            .iter()
+            .map(|(_, e, s, h)| {
+                [e, s, h]
+                    .iter()
+                    .filter_map(|v| v.as_ref())
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Looks up `batch` (the targets after those in `ahead`, in order), one
+    /// call per wanted field, and appends the values to `ahead`.
+    async fn look_up<M: Mailbox>(
+        &mut self,
+        mailbox: &M,
+        batch: Vec<Uid>,
+        (envelope, structure, header): (bool, bool, bool),
+        session: u64,
+    ) {
+        let envelopes = lookup(mailbox, &batch, CachedField::Envelope, envelope, session).await;
+        let structures = lookup(
+            mailbox,
+            &batch,
+            CachedField::BodyStructure,
+            structure,
+            session,
+        )
+        .await;
+        let headers = lookup(mailbox, &batch, CachedField::Header, header, session).await;
+        self.ahead.extend(
+            batch
+                .into_iter()
+                .zip(envelopes.into_iter().zip(structures).zip(headers))
+                .map(|(uid, ((e, s), h))| (uid, e, s, h)),
+        );
     }
 
     /// Remembers a value for the next [`DerivedCache::flush`].
