@@ -362,14 +362,14 @@ impl<M: Mailbox> Maildrop<M> {
     fn following(&self, index: usize, mut count: usize, mut bytes: u64) -> Vec<usize> {
         let mut indices = Vec::new();
         for (i, m) in self.messages.iter().enumerate().skip(index + 1) {
+            if m.deleted {
+                continue;
+            }
             if count >= READ_AHEAD
                 || m.stored_size >= STREAM_CHUNK as u64
                 || bytes + m.stored_size > READ_AHEAD_BYTES
             {
                 break;
-            }
-            if m.deleted {
-                continue;
             }
             count += 1;
             bytes += m.stored_size;

@@ -454,8 +454,9 @@ async fn fetch_messages<M: Mailbox>(
 /// FETCH 130 -> 475 MiB/s measured with a batch read). While one batch is
 /// answered, the next [`IN_FLIGHT`] are read (and their ENVELOPE and
 /// BODYSTRUCTURE derived) beside it, so a FETCH holds at most
-/// `1 + IN_FLIGHT` batches. Held only while the FETCH runs, never while the
-/// connection waits.
+/// `1 + IN_FLIGHT` batches (`1 + IN_FLIGHT_VALUES` batches of values
+/// without the messages when only values are wanted). Held only while the
+/// FETCH runs, never while the connection waits.
 const READ_AHEAD: usize = 64;
 /// Batches read ahead at a time. The Maildir store reads each on its own
 /// blocking thread, and reading and deriving ENVELOPE and BODYSTRUCTURE
@@ -977,8 +978,9 @@ pub(crate) struct PendingFetch {
     /// Messages read together with an earlier one ([`reads_ahead`]), until
     /// their turn: at most [`READ_AHEAD`] and [`READ_AHEAD_BYTES`].
     read_ahead: HashMap<Uid, mail_store::StoreResult<Read>>,
-    /// The next batches (at most [`IN_FLIGHT`]), being read while this one
-    /// is answered, oldest first.
+    /// The next batches (at most [`IN_FLIGHT`], or [`IN_FLIGHT_VALUES`]
+    /// when only derived values are wanted), being read while this one is
+    /// answered, oldest first.
     in_flight: VecDeque<InFlight>,
 }
 
