@@ -393,11 +393,11 @@ where
         stream.flush().await
     })
     .await;
+    // The capacity stays while the session goes on with the same command
+    // (the next piece of a long FETCH reuses it instead of growing a fresh
+    // buffer page by page); it is given back when the session waits for
+    // the client (`OUT_KEEP`).
     out.clear();
-    // Give back memory after a large response (a big BODY[] or RETR).
-    if out.capacity() > 256 * 1024 {
-        out.shrink_to(4096);
-    }
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(CloseReason::SocketError),
