@@ -253,10 +253,6 @@ where
                 }
             }
         }
-        // Waiting for the client: keep only small buffers meanwhile.
-        if out.capacity() > OUT_KEEP {
-            out.shrink_to(OUT_KEEP);
-        }
         // While the session idles, wake it when its mailbox changes so it
         // can report new mail; the idle deadline is not reset by these
         // wake-ups.
@@ -267,6 +263,11 @@ where
         }
         let mut watcher = None;
         let read = loop {
+            // Waiting for the client: keep only small buffers meanwhile
+            // (also after what a wake-up wrote, which may have been long).
+            if out.capacity() > OUT_KEEP {
+                out.shrink_to(OUT_KEEP);
+            }
             // An idling session with a watcher (the Maildir store's:
             // in-process signal, inotify, and its own stamp polling) is
             // woken by it alone; the periodic wake-up is for sessions whose
@@ -395,8 +396,8 @@ where
     .await;
     // The capacity stays while the session goes on with the same command
     // (the next piece of a long FETCH reuses it instead of growing a fresh
-    // buffer page by page); it is given back when the session waits for
-    // the client (`OUT_KEEP`).
+    // buffer page by page); it is given back before the connection waits
+    // for the client (`OUT_KEEP`).
     out.clear();
     match result {
         Ok(Ok(())) => Ok(()),
