@@ -791,17 +791,20 @@ impl DerivedCache {
                 .take(CACHE_BATCH)
                 .collect();
             self.look_up(mailbox, batch, wanted, session).await;
-        } else if self.ahead.len() <= LOOK_UP_AGAIN && self.ahead_bytes() <= LOOKED_UP_BYTES {
-            // `ahead` holds `uid` and the first `len - 1` of `next`.
+        } else if self.ahead.len() <= LOOK_UP_AGAIN
+            // `ahead` holds `uid` and the first `len - 1` of `next`: more
+            // targets are left to look up (checked first: near the end of a
+            // FETCH this runs at every message).
+            && next.len() >= self.ahead.len()
+            && self.ahead_bytes() <= LOOKED_UP_BYTES
+        {
             let batch: Vec<Uid> = next
                 .iter()
                 .skip(self.ahead.len() - 1)
                 .map(|(_, u)| *u)
                 .take(CACHE_BATCH)
                 .collect();
-            if !batch.is_empty() {
-                self.look_up(mailbox, batch, wanted, session).await;
-            }
+            self.look_up(mailbox, batch, wanted, session).await;
         }
         match self.ahead.pop_front() {
             Some((front, e, s, h)) if front == uid => (
