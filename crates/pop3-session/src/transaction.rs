@@ -15,7 +15,7 @@
 
 use account_auth::Authenticator;
 use mail_store::MailStore;
-use pop3_protocol::{BodyEncoder, Command, Response, ResponseCode};
+use pop3_protocol::{BodyEncoder, Command, Response, ResponseCode, message_size};
 use tracing::{error, info, warn};
 
 use crate::maildrop::{Lookup, Maildrop, STREAM_CHUNK, is_gone};
@@ -239,9 +239,7 @@ where
             let size = if let Some(size) = maildrop.known_size(index).await {
                 size
             } else if whole {
-                let mut counter = BodyEncoder::whole();
-                counter.count(&first);
-                let size = counter.finish_count();
+                let size = message_size(&first);
                 maildrop.record_size(index, size);
                 size
             } else {
